@@ -1,0 +1,48 @@
+# The two everyday commands: `make repro` (run the pipeline) and `make test`.
+# Both create .venv on first use. Run `make help` for the rest.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help venv repro test server server-stop server-status bench dag clean-venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	@touch $@
+
+venv: $(STAMP)  ## create .venv and install requirements (only when they changed)
+
+repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
+	@if python -c 'import stages.lib.server' 2>/dev/null; then python -m stages.lib.server start; fi
+	dvc repro
+
+test: $(STAMP)  ## run the test suite
+	python -m pytest
+
+server: $(STAMP)  ## start the local MLflow tracking server (no-op when one answers)
+	python -m stages.lib.server start
+
+server-stop: $(STAMP)  ## stop the local MLflow tracking server
+	python -m stages.lib.server stop
+
+server-status: $(STAMP)  ## is the tracking server up?
+	python -m stages.lib.server status
+
+dag: $(STAMP)  ## print the pipeline DAG
+	dvc dag
+
+bench: $(STAMP)  ## run the benchmarks (slow; not part of the tests)
+	python -m benchmarks.run
+
+clean-venv:  ## remove .venv
+	rm -rf $(VENV)

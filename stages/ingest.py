@@ -1,0 +1,203 @@
+"""ingest: read the raw headline source into one tidy table (id, title, label, source).
+
+Two source formats:
+- ``fakenewsnet``: a folder of ``{gossipcop,politifact}_{fake,real}.csv`` files; the label
+  and the source come from each file name.
+- ``csv``: any CSV/TSV described in params (separator, header or column names, title
+  column(s), label column, raw label values for fake and real).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stages.lib.errors import PipelineError, cli_errors
+from stages.lib.io import write_json, write_parquet
+from stages.lib.params import project_path, stage_arg_parser, stage_params
+from stages.lib.schema import require_columns
+
+FAKE, REAL = 1, 0
+COLUMNS = ["id", "title", "label", "source"]
+FAKENEWSNET_FILE = re.compile(r"^(?P<source>[a-z0-9]+)_(?P<label>fake|real)\.csv$")
+
+
+def read_csv_file(path: Path, **read_args: Any) -> pd.DataFrame:
+    """Read a CSV as strings, turning the usual failures into one-paragraph errors."""
+    if not path.is_file():
+        raise PipelineError(f"{path}: file not found")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, **read_args)
+    except UnicodeDecodeError as err:
+        encoding = read_args.get("encoding", "utf-8")
+        raise PipelineError(
+            f"{path}: cannot be decoded as {encoding} (byte {err.start}: {err.reason}); "
+            "set ingest.csv.encoding in params.yaml (for example latin-1 or cp1252)"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise PipelineError(f"{path}: the file is empty") from None
+    except pd.errors.ParserError as err:
+        raise PipelineError(f"{path}: not a readable CSV: {err}") from None
+
+
+def read_fakenewsnet(folder: Path) -> pd.DataFrame:
+    """All FakeNewsNet headline files in `folder`, labelled from their file names."""
+    if not folder.is_dir():
+        raise PipelineError(f"{folder}: FakeNewsNet folder not found")
+    files = sorted(p for p in folder.iterdir() if FAKENEWSNET_FILE.match(p.name))
+    if not files:
+        raise PipelineError(
+            f"{folder}: no files named like gossipcop_fake.csv / politifact_real.csv"
+        )
+    frames = []
+    for path in files:
+        match = FAKENEWSNET_FILE.match(path.name)
+        raw = read_csv_file(path)
+        require_columns(raw, ["id", "title"], path)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "id": raw["id"],
+                    "title": raw["title"],
+                    "label": FAKE if match["label"] == "fake" else REAL,
+                    "source": match["source"],
+                    "file": path.name,
+                    "row": range(2, len(raw) + 2),  # 1-based, after the header line
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_generic_csv(path: Path, spec: dict[str, Any]) -> pd.DataFrame:
+    """A CSV/TSV described by `spec` (the ``ingest.csv`` params section)."""
+    names = spec.get("names")
+    read_args = {
+        "sep": spec.get("sep", ","),
+        "encoding": spec.get("encoding", "utf-8"),
+        "header": 0 if spec.get("header", True) else None,
+    }
+    if names:
+        read_args["names"] = names
+        if spec.get("header", True):
+            read_args["header"] = 0  # the file's own header line is replaced by `names`
+    raw = read_csv_file(path, **read_args)
+    raw.columns = [str(c) for c in raw.columns]
+    title_columns = _as_list(spec.get("title_columns", ["title"]))
+    label_column = spec.get("label_column", "label")
+    id_column = spec.get("id_column")
+    require_columns(raw, [*title_columns, label_column, *_as_list(id_column)], path)
+
+    joiner = spec.get("title_joiner", " ")
+    title = raw[title_columns].apply(lambda row: joiner.join(v for v in row if v.strip()), axis=1)
+    label = map_labels(raw[label_column], spec.get("labels", {}), path, label_column)
+    row_numbers = range(2 if read_args["header"] == 0 else 1, len(raw) + 2)
+    ids = raw[id_column] if id_column else [f"{path.stem}-{i}" for i in range(len(raw))]
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "title": title if len(raw) else pd.Series(dtype=str),
+            "label": label,
+            "source": spec.get("source_name") or path.stem,
+            "file": path.name,
+            "row": list(row_numbers)[: len(raw)],
+        }
+    )
+
+
+def map_labels(values: pd.Series, labels: dict[str, Any], path: Path, column: str) -> pd.Series:
+    """Raw label values → 1 (fake) / 0 (real); unknown values fail with their counts."""
+    mapping = {str(v).strip(): FAKE for v in _as_list(labels.get("fake"))}
+    mapping.update({str(v).strip(): REAL for v in _as_list(labels.get("real"))})
+    stripped = values.str.strip()
+    unknown = stripped[~stripped.isin(list(mapping))]
+    if len(unknown):
+        counts = ", ".join(f"{v!r} ({n})" for v, n in unknown.value_counts().items())
+        first_row = unknown.index[0] + 2
+        raise PipelineError(
+            f"{path}: column '{column}' has values outside the label mapping: {counts} "
+            f"(first at row {first_row}); mapping knows fake={labels.get('fake')} "
+            f"real={labels.get('real')}; fix ingest.csv.labels in params.yaml"
+        )
+    return stripped.map(mapping).astype("int64")
+
+
+def tidy(raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Drop empty titles, duplicate titles and titles seen with both labels; count each.
+
+    Titles are compared after trimming and collapsing white space, so two copies that
+    differ only in spacing count as one headline.
+    """
+    title = raw["title"].astype(str).str.replace(r"\s+", " ", regex=True).str.strip()
+    frame = raw.assign(title=title)
+    empty = frame["title"] == ""
+    frame = frame[~empty]
+    conflicting_titles = frame.groupby("title")["label"].nunique().loc[lambda n: n > 1].index
+    conflicting = frame["title"].isin(conflicting_titles)
+    frame = frame[~conflicting]
+    duplicate = frame.duplicated("title", keep="first")
+    frame = frame[~duplicate]
+    report = {
+        "rows_read": int(len(raw)),
+        "rows_kept": int(len(frame)),
+        "dropped": {
+            "empty_title": int(empty.sum()),
+            "conflicting_label": int(conflicting.sum()),
+            "duplicate_title": int(duplicate.sum()),
+        },
+        "label_counts": {"fake": int((frame["label"] == FAKE).sum()),
+                         "real": int((frame["label"] == REAL).sum())},
+    }
+    if frame.empty:
+        raise PipelineError(
+            f"{origin}: zero usable rows ({report['rows_read']} read; dropped "
+            + ", ".join(f"{k}={v}" for k, v in report["dropped"].items())
+            + ")"
+        )
+    return frame[COLUMNS].reset_index(drop=True), report
+
+
+def ingest(params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The core: read the configured source and return (table, report)."""
+    path = project_path(params["path"])
+    fmt = params.get("format", "fakenewsnet")
+    if fmt == "fakenewsnet":
+        raw = read_fakenewsnet(path)
+    elif fmt == "csv":
+        raw = read_generic_csv(path, params.get("csv", {}))
+    else:
+        raise PipelineError(f"params.yaml: ingest.format must be fakenewsnet or csv, not {fmt!r}")
+    raw = _limit_per_label(raw, params.get("max_rows_per_label"))
+    frame, report = tidy(raw, str(path))
+    report["source"] = {"format": fmt, "path": str(params["path"])}
+    return frame, report
+
+
+def _limit_per_label(raw: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    """Keep the first `limit` rows of each label: the tiny CI profile uses this."""
+    if not limit:
+        return raw
+    return raw.groupby("label", group_keys=False, sort=False).head(int(limit))
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    args = stage_arg_parser("ingest", "Read raw headlines into data/ingested/headlines.parquet.").parse_args(argv)
+    params = stage_params("ingest", args.params)
+    paths = stage_params("paths", args.params)
+    frame, report = ingest(params)
+    write_parquet(frame, project_path(paths["ingested"]))
+    write_json(report, project_path(paths["ingest_report"]))
+    print(f"ingest: kept {report['rows_kept']} of {report['rows_read']} rows; dropped {report['dropped']}")
+
+
+if __name__ == "__main__":
+    main()

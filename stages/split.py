@@ -1,0 +1,80 @@
+"""split: train / validation / test, stratified by label, duplicates kept together.
+
+Titles that are equal after lowercasing and dropping everything but letters and digits
+form one group, and a group lands in exactly one split, so no headline is judged on a
+near-copy of itself. The test split is the one every model is judged on.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from stages.lib.errors import PipelineError, cli_errors
+from stages.lib.io import atomic_path, write_json
+from stages.lib.params import project_path, stage_arg_parser, stage_params
+from stages.lib.schema import read_table
+
+SPLITS = ("train", "val", "test")
+INPUT_COLUMNS = ["id", "title", "label"]
+
+
+def duplicate_key(titles: pd.Series) -> pd.Series:
+    return titles.str.lower().str.replace(r"[\W_]+", "", regex=True)
+
+
+def split(frame: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The core: {"train": ..., "val": ..., "test": ...} with the sizes in params."""
+    test_size, val_size = float(params["test_size"]), float(params["val_size"])
+    if not (0 < test_size < 1 and 0 < val_size < 1 and test_size + val_size < 1):
+        raise PipelineError(
+            f"params.yaml: split.test_size ({test_size}) and split.val_size ({val_size}) "
+            "must each be in (0, 1) and sum to less than 1"
+        )
+    keyed = frame.assign(_group=duplicate_key(frame["title"]))
+    # A group's label is its majority label; ingest already dropped conflicting titles.
+    groups = keyed.groupby("_group")["label"].agg(lambda s: int(s.mean() >= 0.5))
+    seed = int(params["seed"])
+    stratify = groups if groups.value_counts().min() >= 3 else None
+    rest, test = train_test_split(groups, test_size=test_size, random_state=seed, stratify=stratify)
+    val_share = val_size / (1 - test_size)
+    stratify_rest = rest if stratify is not None and rest.value_counts().min() >= 2 else None
+    train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=stratify_rest)
+    parts = {"train": train, "val": val, "test": test}
+    return {
+        name: keyed[keyed["_group"].isin(part.index)].drop(columns="_group").reset_index(drop=True)
+        for name, part in parts.items()
+    }
+
+
+def split_report(parts: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    total = sum(len(p) for p in parts.values())
+    return {
+        name: {
+            "rows": int(len(part)),
+            "share": round(len(part) / total, 4),
+            "fake_rate": round(float(part["label"].mean()), 4) if len(part) else 0.0,
+        }
+        for name, part in parts.items()
+    }
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    args = stage_arg_parser("split", "Split headlines into train/val/test.").parse_args(argv)
+    params = stage_params("split", args.params)
+    paths = stage_params("paths", args.params)
+    frame = read_table(project_path(paths["embedded_table"]), INPUT_COLUMNS)
+    parts = split(frame, params)
+    with atomic_path(project_path(paths["split_dir"])) as tmp:
+        tmp.mkdir()
+        for name, part in parts.items():
+            part.to_parquet(tmp / f"{name}.parquet", index=False)
+    report = split_report(parts)
+    write_json(report, project_path(paths["split_metrics"]))
+    print("split: " + ", ".join(f"{n}={r['rows']}" for n, r in report.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Shared fixtures: the real offline data, temp copies of the repo, and stage runners."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
+
+# The tiny profile: a few dozen headlines, one epoch, short sequences. Applied with
+# `dvc exp run -S`, never by editing params.yaml.
+TINY_PROFILE = {
+    "ingest.max_rows_per_label": 30,
+}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"{SHARED_DATA} is missing: the tests read the offline data in place")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def nltk_dir(shared_data: Path) -> Path:
+    return shared_data / "nltk_data"
+
+
+def subprocess_env() -> dict[str, str]:
+    """The test interpreter's venv first on PATH, so `python` in dvc.yaml is ours."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["TF_USE_LEGACY_KERAS"] = "1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True,
+        timeout: float = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env or subprocess_env(), capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def copy_repo(dest: Path) -> Path:
+    """A throwaway git+DVC repo holding the project's current files (committed or not).
+
+    `../shared` is linked beside it so the default params read the real offline data.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    repo = dest / "repo"
+    for rel in filter(None, listed):
+        src = PROJECT_ROOT / rel
+        if src.is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, repo / rel)
+    shutil.rmtree(repo / "data", ignore_errors=True)
+    (repo / "data").mkdir()
+    for leftover in ("dvc.lock", "metrics"):
+        target = repo / leftover
+        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    (repo / "metrics").mkdir()
+    (dest / "shared").symlink_to(SHARED, target_is_directory=True)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
+                 "commit", "-q", "-m", "copy"]):
+        run(cmd, repo)
+    return repo
+
+
+def write_params(path: Path, params: dict) -> Path:
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def ran_stages(output: str) -> list[str]:
+    """Stage names that `dvc repro`/`dvc exp run` reported running."""
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
