@@ -91,3 +91,54 @@ def write_params(path: Path, params: dict) -> Path:
 def ran_stages(output: str) -> list[str]:
     """Stage names that `dvc repro`/`dvc exp run` reported running."""
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+# --- a tiny pipeline run in-process, and a real tracking server -------------------
+
+TINY_STAGE_PARAMS = {
+    "ingest": {"max_rows_per_label": 30},
+    "embed": {"max_length": 12},
+    "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16},
+}
+
+
+def tiny_params(workdir: Path, shared_data: Path) -> dict:
+    """params.yaml with every path inside `workdir` and the tiny profile applied."""
+    from stages.lib.params import load_params
+
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    params["paths"] = {key: str(workdir / value) for key, value in params["paths"].items()}
+    params["ingest"]["path"] = str(shared_data / "fakenewsnet")
+    params["clean"]["nltk_data"] = str(shared_data / "nltk_data")
+    params["embed"]["bert_checkpoint"] = str(shared_data / "minilm_l6_h384")
+    params["embed"]["wordvec_handle"] = str(workdir / "data/hub/wordvec")
+    for section, values in TINY_STAGE_PARAMS.items():
+        params[section].update(values)
+    return params
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory, shared_data):
+    """ingest → clean → embed → split on 60 real headlines; returns the params file."""
+    from stages import clean, embed, ingest, split
+
+    workdir = tmp_path_factory.mktemp("tiny")
+    params_file = write_params(workdir / "params.yaml", tiny_params(workdir, shared_data))
+    for stage in (ingest, clean, embed, split):
+        stage.main(["--params", str(params_file)])
+    return params_file
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory):
+    """A real `mlflow server` on a free loopback port for the whole session."""
+    from stages.lib.server import running_server
+
+    with running_server(tmp_path_factory.mktemp("mlflow")) as handle:
+        yield handle.uri
+
+
+@pytest.fixture()
+def tracking_uri(tracking_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    return tracking_server

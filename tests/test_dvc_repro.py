@@ -24,6 +24,7 @@ def repo(tmp_path_factory):
 
 EXPECTED_EDGES = {
     ("ingest", "clean"), ("clean", "embed"), ("embed", "split"),
+    ("split", "train_lstm"), ("embed", "train_lstm"),
 }
 
 

@@ -1,0 +1,177 @@
+"""The MLflow pyfunc face of every model: raw headlines in, fake-probabilities out.
+
+    model = mlflow.pyfunc.load_model("models:/fake-news-bert@champion")
+    model.predict(pd.DataFrame({"title": ["Aliens endorse candidate", "Senate passes budget"]}))
+
+Input rules, the same for every model:
+- a DataFrame with a `title` column (a list of strings or a Series also works);
+- a missing value (None/NaN) or a non-string value is an error naming the rows;
+- an empty or whitespace-only title is scored as the empty headline (the model's prior);
+- titles longer than `max_title_chars` (params) are cut to that length, not rejected;
+- any Unicode text is accepted.
+Output: a DataFrame with one column, `fake_probability` (float in [0, 1]), row for row.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.errors import PipelineError
+
+TITLE = "title"
+OUTPUT = "fake_probability"
+MAX_TITLE_CHARS = 1000
+
+
+def titles_from(model_input: Any, max_chars: int = MAX_TITLE_CHARS) -> list[str]:
+    """Validate and normalise the input described in the module docstring."""
+    if isinstance(model_input, pd.DataFrame):
+        if TITLE not in model_input.columns:
+            found = ", ".join(map(str, model_input.columns)) or "(none)"
+            raise PipelineError(f"input has no '{TITLE}' column; columns found: {found}")
+        values = model_input[TITLE].tolist()
+    elif isinstance(model_input, (pd.Series, list, tuple, np.ndarray)):
+        values = list(model_input)
+    else:
+        raise PipelineError(f"input must be a DataFrame with a '{TITLE}' column, not {type(model_input).__name__}")
+    bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
+    if bad:
+        shown = ", ".join(f"row {i} ({type(values[i]).__name__})" for i in bad[:10])
+        raise PipelineError(f"'{TITLE}' must be a string in every row; not in {shown}"
+                            + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
+    return [v.strip()[:max_chars] for v in values]
+
+
+def output_frame(probabilities: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({OUTPUT: np.asarray(probabilities, dtype="float64").reshape(-1)})
+
+
+def signature_and_example():
+    """The pyfunc signature (title: string → fake_probability: double) and an input example."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    signature = ModelSignature(inputs=Schema([ColSpec("string", TITLE)]),
+                               outputs=Schema([ColSpec("double", OUTPUT)]))
+    example = pd.DataFrame({TITLE: ["Senate passes the annual budget bill",
+                                    "Celebrity secretly married to alien, insiders say"]})
+    return signature, example
+
+
+def _mlflow_base():
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.PythonModel
+
+
+class HeadlineModel(_mlflow_base()):
+    """Shared pyfunc plumbing; subclasses implement `load` and `score(titles)`."""
+
+    def load_context(self, context) -> None:
+        import stages  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+        config = json.loads(Path(context.artifacts["config"]).read_text(encoding="utf-8"))
+        self.config = config
+        self.load(context.artifacts, config)
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        titles = titles_from(model_input, int(self.config.get("max_title_chars", MAX_TITLE_CHARS)))
+        if not titles:
+            return output_frame(np.zeros(0))
+        return output_frame(self.score(titles))
+
+    def load(self, artifacts: dict[str, str], config: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def score(self, titles: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SavedModelHeadlineModel(HeadlineModel):
+    """A TF SavedModel whose serving signature maps strings to fake-probabilities.
+
+    Used for BERT, whose tokenizer and encoder live inside the SavedModel.
+    """
+
+    def load(self, artifacts, config):
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+        self.serve = tf.saved_model.load(artifacts["saved_model"]).signatures["serving_default"]
+        self.batch_size = int(config.get("batch_size", 128))
+
+    def score(self, titles):
+        import tensorflow as tf
+
+        out = []
+        for i in range(0, len(titles), self.batch_size):
+            result = self.serve(tf.constant(titles[i:i + self.batch_size]))
+            out.append(next(iter(result.values())).numpy().reshape(-1))
+        return np.concatenate(out)
+
+
+class CleanedTokensHeadlineModel(HeadlineModel):
+    """The LSTM: NLTK cleaning and the vocabulary travel with the model."""
+
+    def load(self, artifacts, config):
+        import tensorflow as tf
+
+        from stages.lib.nltk_setup import use_nltk_data
+
+        use_nltk_data(artifacts["nltk_data"])
+        config["clean"]["nltk_data"] = artifacts["nltk_data"]
+        vocab = Path(artifacts["vocab"]).read_text(encoding="utf-8").splitlines()
+        self.index = {w: i for i, w in enumerate(vocab)}
+        self.serve = tf.saved_model.load(artifacts["saved_model"]).signatures["serving_default"]
+        self.batch_size = int(config.get("batch_size", 256))
+
+    def score(self, titles):
+        import tensorflow as tf
+
+        from stages.clean import clean_titles
+        from stages.embed import encode
+
+        embed = self.config["embed"]
+        tokens = clean_titles(titles, self.config["clean"])
+        ids = np.array([encode(t, self.index, int(embed["max_length"]), embed["padding"]) for t in tokens],
+                       dtype=np.int32)
+        out = [next(iter(self.serve(tf.constant(ids[i:i + self.batch_size])).values())).numpy().reshape(-1)
+               for i in range(0, len(ids), self.batch_size)]
+        return np.concatenate(out)
+
+
+def log_headline_model(run, python_model: HeadlineModel, artifacts: dict[str, str],
+                       config: dict[str, Any], work_dir: Path, name: str = "model") -> str:
+    """Log a pyfunc headline model to the active run; returns its model URI."""
+    import mlflow.pyfunc
+
+    from stages.lib.params import PROJECT_ROOT
+
+    config_path = work_dir / "model_config.json"
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    signature, example = signature_and_example()
+    info = run.call(
+        mlflow.pyfunc.log_model,
+        name=name,
+        python_model=python_model,
+        artifacts={**artifacts, "config": str(config_path)},
+        code_paths=[str(PROJECT_ROOT / "stages")],
+        signature=signature,
+        input_example=example,
+        pip_requirements=_model_requirements(),
+    )
+    return info.model_uri
+
+
+def _model_requirements() -> list[str]:
+    """The serving subset of requirements.txt, pinned the same way."""
+    from stages.lib.params import PROJECT_ROOT
+
+    wanted = ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "nltk", "pandas",
+              "numpy", "mlflow", "pyyaml", "scikit-learn")
+    lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
+    return [line for line in lines if line.split("==")[0] in wanted]

@@ -1,0 +1,408 @@
+"""The local MLflow tracking server: start, stop, status and url, from the CLI or from tests.
+
+    python -m stages.lib.server start     # idempotent; waits until /health answers
+    python -m stages.lib.server status    # exit 0 when healthy, 1 otherwise
+    python -m stages.lib.server stop
+    python -m stages.lib.server url       # the tracking URI clients should use
+
+The server keeps runs in SQLite and stores artifacts in a local folder, and serves those
+artifacts over HTTP (`mlflow-artifacts:` URIs), so clients need nothing but the URI.
+Settings come from the optional `tracking:` section of params.yaml (keys in DEFAULTS);
+command-line flags override them. Relative paths are relative to the work directory
+(the project root by default), where the PID file and log live as well:
+`<workdir>/mlflow/server.pid` and `<workdir>/mlflow/server.log`.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import psutil
+import requests
+
+from stages.lib.errors import PipelineError, cli_errors
+from stages.lib.params import DEFAULT_PARAMS, PROJECT_ROOT, load_params
+
+DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 5000,
+    "backend_store": "mlflow/mlflow.db",
+    "artifact_root": "mlflow/artifacts",
+    "experiment": "fake-news",
+}
+
+# The server must not phone home, and the job-execution consumer (an extra process used for
+# GenAI evaluation jobs) is of no use here.
+SERVER_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def tracking_settings(params_path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
+    """DEFAULTS updated with the `tracking:` section of the params file, when there is one."""
+    path = Path(params_path)
+    section = (load_params(path).get("tracking") if path.exists() else None) or {}
+    if not isinstance(section, dict):
+        raise PipelineError(
+            f"{path}: 'tracking:' must be a mapping with keys {', '.join(DEFAULTS)}"
+        )
+    unknown = sorted(set(section) - set(DEFAULTS))
+    if unknown:
+        raise PipelineError(
+            f"{path}: unknown key(s) {', '.join(unknown)} in 'tracking:'; "
+            f"allowed keys are {', '.join(DEFAULTS)}"
+        )
+    settings = {**DEFAULTS, **section}
+    port = settings["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise PipelineError(f"{path}: tracking.port must be a port number, got {port!r}")
+    return settings
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str
+    port: int
+    backend_store: Path
+    artifact_root: Path
+    workdir: Path
+
+    @property
+    def uri(self) -> str:
+        client_host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{client_host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.workdir / "mlflow" / "server.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "mlflow" / "server.log"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{self.backend_store}",
+            "--serve-artifacts",
+            "--artifacts-destination", str(self.artifact_root),
+            "--default-artifact-root", "mlflow-artifacts:/",
+            "--host", self.host,
+            "--port", str(self.port),
+            "--workers", "1",
+        ]  # fmt: skip
+
+
+def server_config(
+    workdir: Path | str | None = None,
+    port: int | None = None,
+    backend_store: Path | str | None = None,
+    artifact_root: Path | str | None = None,
+    params_path: Path | str = DEFAULT_PARAMS,
+) -> ServerConfig:
+    """Settings from params.yaml, overridden by the arguments that are not None."""
+    settings = tracking_settings(params_path)
+    base = Path(workdir or PROJECT_ROOT).expanduser().resolve()
+    return ServerConfig(
+        host=str(settings["host"]),
+        port=int(port or settings["port"]),
+        # joining an absolute path onto `base` yields the absolute path unchanged
+        backend_store=base / Path(backend_store or settings["backend_store"]).expanduser(),
+        artifact_root=base / Path(artifact_root or settings["artifact_root"]).expanduser(),
+        workdir=base,
+    )
+
+
+@dataclass(frozen=True)
+class ServerHandle:
+    config: ServerConfig
+    pid: int | None  # from the PID file when a server was already answering
+    started: bool = False  # whether this call started it (running_server stops only those)
+
+    @property
+    def uri(self) -> str:
+        return self.config.uri
+
+
+def server_healthy(uri: str, timeout: float = 2.0) -> bool:
+    """Whether GET <uri>/health answers 200."""
+    try:
+        return requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _read_pid(config: ServerConfig) -> int | None:
+    try:
+        return int(config.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Running; a zombie has exited and only waits for its parent to collect it."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _server_process(pid: int | None) -> psutil.Process | None:
+    """The live `mlflow server` process with this PID, or None (guards against PID reuse)."""
+    if pid is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if _alive(proc):
+            cmdline = proc.cmdline()
+            return proc if "mlflow" in cmdline and "server" in cmdline else None
+        proc.wait(0)  # collect the exit status when it is our own child
+    except (psutil.Error, psutil.TimeoutExpired):
+        pass
+    return None
+
+
+def _log_tail(config: ServerConfig, lines: int = 25) -> str:
+    try:
+        tail = config.log_file.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return "(no log file)"
+    return "\n".join(f"    {line}" for line in tail)
+
+
+def _spawn(config: ServerConfig) -> int:
+    from stages.lib.io import atomic_path  # here: it imports pandas, which `url` does not need
+
+    for folder in (config.pid_file.parent, config.backend_store.parent, config.artifact_root):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PipelineError(f"{folder}: cannot create it for the server: {err}") from None
+    with open(config.log_file, "w", encoding="utf-8") as log:
+        log.write(f"$ {shlex.join(config.command())}\n")
+        log.flush()
+        proc = subprocess.Popen(
+            config.command(),
+            cwd=config.workdir,
+            env={**os.environ, **SERVER_ENV},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: `stop` kills it whole
+        )
+    with atomic_path(config.pid_file) as tmp:
+        tmp.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def start_server(
+    workdir: Path | str | None = None,
+    port: int | None = None,
+    *,
+    backend_store: Path | str | None = None,
+    artifact_root: Path | str | None = None,
+    params_path: Path | str = DEFAULT_PARAMS,
+    timeout: float = 90.0,
+    say: Callable[[str], None] = print,
+) -> ServerHandle:
+    """Start a detached `mlflow server` unless one already answers; wait until it is healthy."""
+    config = server_config(workdir, port, backend_store, artifact_root, params_path)
+    if server_healthy(config.uri):
+        say(f"MLflow server already running at {config.uri}")
+        return ServerHandle(config, _read_pid(config))
+    began = time.monotonic()
+    proc = _server_process(_read_pid(config))
+    if proc is not None and str(config.port) not in proc.cmdline():
+        raise PipelineError(
+            f"the MLflow server from {config.workdir} (pid {proc.pid}) listens on another port; "
+            "stop it first (`python -m stages.lib.server stop`)"
+        )
+    if proc is not None:
+        say(f"MLflow server (pid {proc.pid}) is still starting; waiting for it")
+        pid = proc.pid
+    elif _port_in_use(config.host, config.port):
+        raise PipelineError(
+            f"port {config.port} on {config.host} is taken by a program that is not a healthy "
+            f"MLflow server ({config.uri}/health does not answer); stop it or choose another "
+            "port with --port or `tracking: port:` in params.yaml"
+        )
+    else:
+        pid = _spawn(config)
+        say(f"started MLflow server (pid {pid}) at {config.uri}, log: {config.log_file}")
+    handle = ServerHandle(config, pid, started=True)
+    next_note = 5.0
+    while not server_healthy(config.uri, timeout=1.0):
+        waited = time.monotonic() - began
+        if _server_process(pid) is None:
+            config.pid_file.unlink(missing_ok=True)
+            raise PipelineError(
+                f"the MLflow server exited during startup; last lines of {config.log_file}:\n"
+                + _log_tail(config)
+            )
+        if waited > timeout:
+            stop_server(handle, say=lambda _: None)
+            raise PipelineError(
+                f"the MLflow server did not answer at {config.uri}/health within {timeout:.0f}s "
+                f"and was stopped; last lines of {config.log_file}:\n" + _log_tail(config)
+            )
+        if waited >= next_note:
+            say(f"  waiting for {config.uri}/health ... {waited:.0f}s")
+            next_note += 5.0
+        time.sleep(0.25)
+    say(f"MLflow server is up at {config.uri} after {time.monotonic() - began:.1f}s")
+    return handle
+
+
+def stop_server(
+    handle: ServerHandle, timeout: float = 15.0, say: Callable[[str], None] = print
+) -> bool:
+    """Terminate the server's process group (SIGTERM, then SIGKILL); False if none was running."""
+    config = handle.config
+    proc = _server_process(handle.pid)
+    if proc is None:
+        if handle.pid is not None and _read_pid(config) == handle.pid:
+            config.pid_file.unlink(missing_ok=True)
+        if server_healthy(config.uri):
+            say(f"a server answers at {config.uri}, but it was not started from "
+                f"{config.workdir} (no live PID in {config.pid_file}); not stopping it")
+        else:
+            say(f"no MLflow server is running at {config.uri}")
+        return False
+    procs = [proc, *proc.children(recursive=True)]
+    try:
+        own_group = os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:
+        own_group = False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            if own_group:
+                os.killpg(proc.pid, sig)
+            else:
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        p.send_signal(sig)
+        deadline = time.monotonic() + timeout
+        while any(_alive(p) for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        procs = [p for p in procs if _alive(p)]
+        if not procs:
+            break
+    if _read_pid(config) == proc.pid:
+        config.pid_file.unlink(missing_ok=True)
+    say(f"stopped MLflow server (pid {proc.pid}) started from {config.workdir}")
+    return True
+
+
+@contextlib.contextmanager
+def running_server(
+    workdir: Path | str, port: int | None = None, **kwargs: Any
+) -> Iterator[ServerHandle]:
+    """A server in `workdir` on `port` (a free one by default) for the duration of the block."""
+    handle = start_server(workdir, port or free_port(), say=lambda _: None, **kwargs)
+    try:
+        yield handle
+    finally:
+        if handle.started:
+            stop_server(handle, say=lambda _: None)
+
+
+def server_status(config: ServerConfig) -> tuple[bool, str]:
+    pid = _read_pid(config)
+    proc = _server_process(pid)
+    healthy = server_healthy(config.uri)
+    if healthy and proc:
+        return True, f"running at {config.uri} (pid {proc.pid}), healthy"
+    if healthy:
+        return True, f"a server answers at {config.uri}, but not one started from {config.workdir}"
+    if proc:
+        return False, f"process {proc.pid} is running but {config.uri}/health does not answer yet"
+    stale = f" (stale PID file {config.pid_file} names {pid})" if pid is not None else ""
+    return False, f"not running at {config.uri}{stale}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workdir", default=str(PROJECT_ROOT),
+                        help="base for relative paths and for mlflow/server.{pid,log} "
+                        "(default: the project root)")
+    common.add_argument("--port", type=int, help="port (default: tracking.port or 5000)")
+    common.add_argument("--backend-store", help="SQLite file for runs "
+                        "(default: tracking.backend_store or mlflow/mlflow.db)")
+    common.add_argument("--artifact-root", help="folder the server stores artifacts in "
+                        "(default: tracking.artifact_root or mlflow/artifacts)")
+    common.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file with an "
+                        "optional 'tracking:' section (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.lib.server",
+        description="Manage the local MLflow tracking server used by every pipeline stage. "
+        "It keeps runs in SQLite, stores artifacts in a local folder and serves them over "
+        "HTTP, and listens on 127.0.0.1 only.",
+        epilog="Clients find the server through MLFLOW_TRACKING_URI or the 'tracking:' "
+        "section of params.yaml (keys: " + ", ".join(DEFAULTS) + "). Options go after the "
+        "action, e.g. `start --port 5001`; see `<action> --help`.",
+    )
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{start,stop,status,url}")
+    actions = {
+        "start": "start the server unless one already answers, and wait until it is healthy",
+        "stop": "stop the server started from this workdir (its PID file)",
+        "status": "report on the server; exit 0 when healthy, 1 otherwise",
+        "url": "print the tracking URI clients should use",
+    }
+    for name, text in actions.items():
+        description = text[0].upper() + text[1:] + "."
+        action = sub.add_parser(name, parents=[common], help=text, description=description)
+        if name == "start":
+            action.add_argument("--timeout", type=float, default=90.0,
+                                help="seconds to wait for /health (default: %(default)s)")
+    return parser
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    paths = dict(
+        backend_store=args.backend_store, artifact_root=args.artifact_root, params_path=args.params
+    )
+    if args.action == "start":
+        start_server(args.workdir, args.port, timeout=args.timeout, **paths)
+        return 0
+    config = server_config(args.workdir, args.port, **paths)
+    if args.action == "stop":
+        stop_server(ServerHandle(config, _read_pid(config)))
+    elif args.action == "status":
+        healthy, message = server_status(config)
+        print(f"MLflow server: {message}")
+        return 0 if healthy else 1
+    else:
+        print(config.uri)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""What both training stages share: seeds, metrics, the epoch logger and their outputs."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from stages.lib.io import atomic_path, write_csv, write_json
+
+
+def set_seeds(seed: int) -> None:
+    """Same code, data and params give the same model on CPU."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5
+                   ) -> dict[str, float]:
+    """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC and log loss of fake-probabilities."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.clip(np.asarray(probabilities, dtype=float), 1e-7, 1 - 1e-7)
+    predicted = (probabilities >= threshold).astype(int)
+    both_classes = len(np.unique(labels)) == 2
+    return {
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
+        "roc_auc": float(skm.roc_auc_score(labels, probabilities)) if both_classes else float("nan"),
+        "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both_classes else float("nan"),
+        "log_loss": float(skm.log_loss(labels, probabilities, labels=[0, 1])),
+    }
+
+
+def epoch_logger(run):
+    """A Keras callback sending each epoch's metrics (and its duration) to the MLflow run."""
+    import tensorflow as tf
+
+    class EpochLogger(tf.keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            values = {k: float(v) for k, v in (logs or {}).items()}
+            values["epoch_seconds"] = time.perf_counter() - self.started
+            run.log_epoch(epoch, values)
+            print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()),
+                  flush=True)
+
+    return EpochLogger()
+
+
+def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
+    """Keras History.history as one row per epoch, the form `dvc plots` reads."""
+    frame = pd.DataFrame(history)
+    frame.insert(0, "epoch", range(1, len(frame) + 1))
+    return frame
+
+
+def plot_history(frame: pd.DataFrame, target: Path, title: str) -> None:
+    """Loss and accuracy curves, train and validation, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for column, label in ((metric, "train"), (f"val_{metric}", "validation")):
+            if column in frame:
+                ax.plot(frame["epoch"], frame[column], marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def write_training_outputs(stage: str, history: dict[str, list[float]],
+                           val_metrics: dict[str, float], metrics_dir: Path, run) -> None:
+    """metrics/<stage>.json, the DVC plot CSV, the curve PNG; the last two also to MLflow."""
+    frame = history_frame(history)
+    curve_csv = metrics_dir / f"{stage}_history.csv"
+    curve_png = metrics_dir / f"{stage}_curve.png"
+    write_csv(frame, curve_csv)
+    plot_history(frame, curve_png, stage)
+    write_json({"val": val_metrics, "epochs": len(frame)}, metrics_dir / f"{stage}.json")
+    run.log_metrics({"val": val_metrics, "epochs_trained": len(frame)})
+    run.log_artifact(curve_csv, "training")
+    run.log_artifact(curve_png, "training")
+
+
