@@ -14,11 +14,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
 
-# The tiny profile: a few dozen headlines, one epoch, short sequences. Applied with
-# `dvc exp run -S`, never by editing params.yaml.
-TINY_PROFILE = {
-    "ingest.max_rows_per_label": 30,
-}
 
 
 @pytest.fixture(scope="session")
@@ -95,11 +90,21 @@ def ran_stages(output: str) -> list[str]:
 
 # --- a tiny pipeline run in-process, and a real tracking server -------------------
 
+# The tiny profile: a few dozen headlines, one epoch, short sequences. In-process tests
+# write it into a temp params file; `dvc repro` tests apply it with `dvc exp run -S`.
 TINY_STAGE_PARAMS = {
     "ingest": {"max_rows_per_label": 30},
     "embed": {"max_length": 12},
     "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16},
+    "train_bert": {"epochs": 1, "seq_length": 16, "batch_size": 16},
+    "evaluate": {"bootstrap_resamples": 50},
 }
+
+
+def tiny_flags() -> list[str]:
+    """The tiny profile as `dvc exp run -S key=value` arguments."""
+    return [arg for section, values in TINY_STAGE_PARAMS.items() for key, value in values.items()
+            for arg in ("-S", f"{section}.{key}={value}")]
 
 
 def tiny_params(workdir: Path, shared_data: Path) -> dict:
@@ -111,7 +116,10 @@ def tiny_params(workdir: Path, shared_data: Path) -> dict:
     params["ingest"]["path"] = str(shared_data / "fakenewsnet")
     params["clean"]["nltk_data"] = str(shared_data / "nltk_data")
     params["embed"]["bert_checkpoint"] = str(shared_data / "minilm_l6_h384")
-    params["embed"]["wordvec_handle"] = str(workdir / "data/hub/wordvec")
+    for key in ("wordvec_handle",):
+        params["embed"][key] = str(workdir / params["embed"][key])
+    for key in ("preprocess_handle", "encoder_handle"):
+        params["train_bert"][key] = str(workdir / params["train_bert"][key])
     for section, values in TINY_STAGE_PARAMS.items():
         params[section].update(values)
     return params
@@ -130,6 +138,18 @@ def tiny_pipeline(tmp_path_factory, shared_data):
 
 
 @pytest.fixture(scope="session")
+def tiny_trained(tiny_pipeline, tracking_server):
+    """Both models trained once on the tiny profile, logged to the session's server."""
+    from stages import train_bert, train_lstm
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+        for stage in (train_lstm, train_bert):
+            stage.main(["--params", str(tiny_pipeline)])
+    return tiny_pipeline
+
+
+@pytest.fixture(scope="session")
 def tracking_server(tmp_path_factory):
     """A real `mlflow server` on a free loopback port for the whole session."""
     from stages.lib.server import running_server
@@ -140,5 +160,8 @@ def tracking_server(tmp_path_factory):
 
 @pytest.fixture()
 def tracking_uri(tracking_server, monkeypatch):
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    mlflow.set_tracking_uri(tracking_server)  # process-global: undo what earlier tests set
     return tracking_server

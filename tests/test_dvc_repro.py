@@ -1,20 +1,28 @@
-"""A real `dvc repro` in a temporary copy of the repo: caching and rerun-only-what-changed."""
+"""The whole pipeline under a real `dvc repro` in a temporary copy of the repo.
+
+Against a real tracking server: all seven stages run on the tiny profile, MLflow holds
+the runs and a champion, a second repro runs nothing, and a train_bert param change
+reruns only train_bert and evaluate.
+"""
 from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
+import yaml
+from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY_PROFILE, copy_repo, ran_stages, run
+from tests.conftest import copy_repo, ran_stages, run, subprocess_env, tiny_flags
 
 pytestmark = pytest.mark.slow
 
-DATA_STAGES = ["ingest", "clean", "embed", "split"]
-
-
-def set_flags(overrides: dict) -> list[str]:
-    return [arg for key, value in overrides.items() for arg in ("-S", f"{key}={value}")]
+ALL_STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
+EXPECTED_EDGES = {
+    ("ingest", "clean"), ("clean", "embed"), ("embed", "split"),
+    ("split", "train_lstm"), ("embed", "train_lstm"),
+    ("split", "train_bert"), ("embed", "train_bert"),
+    ("split", "evaluate"), ("train_lstm", "evaluate"), ("train_bert", "evaluate"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +30,10 @@ def repo(tmp_path_factory):
     return copy_repo(tmp_path_factory.mktemp("dvc"))
 
 
-EXPECTED_EDGES = {
-    ("ingest", "clean"), ("clean", "embed"), ("embed", "split"),
-    ("split", "train_lstm"), ("embed", "train_lstm"),
-}
+@pytest.fixture(scope="module")
+def env(tracking_server):
+    return {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
+            "MLFLOW_EXPERIMENT_NAME": "dvc-repro-test"}
 
 
 def dag_edges(repo) -> set[tuple[str, str]]:
@@ -38,22 +46,36 @@ def dag_edges(repo) -> set[tuple[str, str]]:
     return edges
 
 
-def test_dag_chains_the_stages_in_order(repo):
+def test_dag_chains_the_seven_stages(repo):
     assert dag_edges(repo) == EXPECTED_EDGES
 
 
-def test_repro_then_noop_then_only_changed_stage(repo):
-    first = run(["dvc", "exp", "run", *set_flags(TINY_PROFILE), "split"], repo)
-    assert ran_stages(first.stdout) == DATA_STAGES
-    train = pd.read_parquet(repo / "data/split/train.parquet")
-    assert 35 <= len(train) <= 45  # 70 % of 60 headlines
-    report = json.loads((repo / "metrics/split.json").read_text())
-    assert sum(part["rows"] for part in report.values()) == 60
+def test_full_repro_then_noop_then_only_what_changed(repo, env, tracking_server):
+    # its own registered model, so the in-process tests sharing the server start clean
+    first = run(["dvc", "exp", "run", *tiny_flags(), "-S", "evaluate.registered_model=dvc-repro"],
+                repo, env)
+    assert ran_stages(first.stdout) == ALL_STAGES
+    split = json.loads((repo / "metrics/split.json").read_text())
+    assert sum(part["rows"] for part in split.values()) == 60
 
-    again = run(["dvc", "repro", "split"], repo)
+    client = MlflowClient(tracking_server)
+    experiment = client.get_experiment_by_name("dvc-repro-test")
+    runs = client.search_runs([experiment.experiment_id])
+    by_stage = {}
+    for r in runs:
+        by_stage.setdefault(r.data.tags["dvc.stage"], []).append(r)
+    assert len(by_stage["train_lstm"]) == len(by_stage["train_bert"]) == 1
+    assert len(by_stage["evaluate"]) == 4
+    lstm = by_stage["train_lstm"][0]
+    assert lstm.data.tags["command"].endswith("-m stages.train_lstm")
+    assert lstm.data.tags.get("dvc.exp.name")  # dvc exp run names the experiment
+    name = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["registered_model"]
+    assert client.get_model_version_by_alias(name, "champion").version
+
+    status = run(["dvc", "status"], repo, env).stdout
+    assert "up to date" in status, status
+    again = run(["dvc", "repro"], repo, env)
     assert ran_stages(again.stdout) == []
-    assert "didn't change" in again.stdout or "up to date" in again.stdout
 
-    changed = run(["dvc", "exp", "run", "-S", "split.seed=7", "split"], repo)
-    assert ran_stages(changed.stdout) == ["split"]
-    assert run(["dvc", "status", "split"], repo).stdout.strip().endswith("up to date.")
+    changed = run(["dvc", "exp", "run", "-S", "train_bert.learning_rate=0.0001"], repo, env)
+    assert ran_stages(changed.stdout) == ["train_bert", "evaluate"]

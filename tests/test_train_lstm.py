@@ -18,12 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_pipeline, tracking_server):
-    """One tiny training run; returns (params, run)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", tracking_server)
-        train_lstm.main(["--params", str(tiny_pipeline)])
-    params = load_params(tiny_pipeline)
+def trained(tiny_trained, tracking_server):
+    """The session's tiny training run; returns (params, run, run record)."""
+    params = load_params(tiny_trained)
     run_info = json.loads((Path(params["paths"]["models_dir"]) / "lstm/mlflow_run.json").read_text())
     run = MlflowClient(tracking_server).get_run(run_info["run_id"])
     return params, run, run_info

@@ -290,6 +290,9 @@ def build_encoder_module(checkpoint_folder: Path | str, out_dir: Path | str) -> 
     def call(inputs: dict[str, tf.Tensor], training: bool = False) -> dict[str, Any]:
         return encoder(inputs, training=training)
 
+    # Dropout ops traced under a global seed carry fixed op seeds, which TensorFlow's
+    # op determinism (enabled by the training stages) requires of every random op.
+    tf.random.set_seed(0)
     # Both Python values of `training`, in a fixed order (see _preprocessor on tracing).
     for training in (False, True):
         call.get_concrete_function(_ENCODER_INPUT_SPEC, training=training)

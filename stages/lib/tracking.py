@@ -66,6 +66,18 @@ def require_server(uri: str, timeout: float = 5.0) -> None:
         )
 
 
+def connect() -> str:
+    """Check the server answers and point every mlflow client call at it; returns the URI.
+
+    mlflow.set_tracking_uri is process-global and wins over the environment, so callers
+    that load models or use the registry call this first rather than trusting leftovers.
+    """
+    uri = tracking_uri()
+    require_server(uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
 def _server_lost(err: BaseException, uri: str) -> PipelineError | None:
     """A PipelineError when `err` is a failed request to a server that no longer answers."""
     if isinstance(err, (MlflowException, requests.RequestException, OSError)):
@@ -217,7 +229,8 @@ def _metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 @contextlib.contextmanager
 def start_run(
-    stage: str, params: Mapping[str, Any], input_paths: Sequence[str | Path] = ()
+    stage: str, params: Mapping[str, Any], input_paths: Sequence[str | Path] = (),
+    run_name: str | None = None, extra_tags: Mapping[str, str] | None = None,
 ) -> Iterator[StageRun]:
     """An MLflow run for one stage, ended FINISHED, FAILED (exception) or KILLED (Ctrl-C).
 
@@ -226,11 +239,11 @@ def start_run(
     """
     uri = tracking_uri()
     require_server(uri)  # before any mlflow call, so nothing local (./mlruns) gets created
-    tags = run_tags(stage, input_paths)
+    tags = {**run_tags(stage, input_paths), **(extra_tags or {})}
     run = StageRun(uri)
     run.call(mlflow.set_tracking_uri, uri)
     run.call(mlflow.set_experiment, experiment_name())
-    run.run_id = run.call(mlflow.start_run, run_name=stage, tags=tags).info.run_id
+    run.run_id = run.call(mlflow.start_run, run_name=run_name or stage, tags=tags).info.run_id
     try:
         run.call(mlflow.log_params, _param_values(params))
         yield run

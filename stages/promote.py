@@ -1,0 +1,72 @@
+"""Inspect and move the registry aliases by hand.
+
+    python -m stages.promote show
+    python -m stages.promote promote --version 7 --force --reason "hotfix" [--dry-run]
+    python -m stages.promote rollback [--dry-run]
+
+Automatic promotion happens in the evaluate stage; this is for people.
+"""
+from __future__ import annotations
+
+import argparse
+
+from stages.lib.errors import PipelineError, cli_errors
+from stages.lib.params import DEFAULT_PARAMS, stage_params
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stages.promote", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: %(default)s)")
+    parser.add_argument("--model", help="registered model name (default: evaluate.registered_model)")
+    parser.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("show", help="the champion, challenger and previous champion")
+    promote = sub.add_parser("promote", help="make a version champion (needs --force and --reason)")
+    promote.add_argument("--version", required=True)
+    promote.add_argument("--force", action="store_true", help="skip the score comparison")
+    promote.add_argument("--reason", default="", help="why; recorded on the version")
+    sub.add_parser("rollback", help="give champion back to the previous champion")
+    return parser
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    from mlflow.tracking import MlflowClient
+
+    from stages.lib import registry
+    from stages.lib.tracking import connect
+
+    name = args.model or stage_params("evaluate", args.params)["registered_model"]
+    client = MlflowClient(connect())
+    aliases = {a: registry.alias_version(client, name, a)
+               for a in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS)}
+    if args.action == "show":
+        for alias, version in aliases.items():
+            print(f"{alias:>18}: {f'version {version}' if version else '-'}")
+        return
+    if args.action == "promote":
+        if not (args.force and args.reason.strip()):
+            raise PipelineError("promote needs --force and a --reason; automatic promotion "
+                                "by score happens in the evaluate stage")
+        if aliases[registry.CHAMPION] == args.version:
+            print(f"version {args.version} of {name} is already champion; nothing to do")
+        elif args.dry_run:
+            print(f"would make version {args.version} champion (now {aliases[registry.CHAMPION]})")
+        else:
+            registry.force(client, name, args.version, args.reason)
+            print(f"version {args.version} of {name} is champion: forced: {args.reason}")
+        return
+    if aliases[registry.PREVIOUS] is None:
+        raise PipelineError(f"registered model {name!r} has no previous champion to roll back to")
+    if args.dry_run:
+        print(f"would make version {aliases[registry.PREVIOUS]} champion again "
+              f"(now {aliases[registry.CHAMPION]})")
+        return
+    restored, demoted = registry.rollback(client, name)
+    print(f"champion of {name}: version {restored} (was {demoted})")
+
+
+if __name__ == "__main__":
+    main()

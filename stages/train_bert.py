@@ -1,0 +1,145 @@
+"""train_bert: fine-tune a BERT encoder on raw headlines through TF Hub layers.
+
+    raw title → hub.KerasLayer(preprocess) → hub.KerasLayer(encoder, trainable=True)
+              → pooled output → Dropout(0.2) → Dense(10, relu) → Dense(1, sigmoid)
+
+Both handles are params: the offline modules that embed builds by default, or the
+public TF Hub BERT handles online. The model is logged to MLflow as a pyfunc that
+takes raw headlines; tokenizer and encoder travel inside its SavedModel.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.errors import PipelineError, cli_errors
+from stages.lib.io import atomic_path, write_json
+from stages.lib.params import load_params, project_path, stage_arg_parser
+from stages.lib.schema import read_table
+
+STAGE = "train_bert"
+COLUMNS = ["id", "title", "label"]
+
+
+def resolve_handle(handle: str) -> str:
+    """URLs pass through; anything else is a path relative to the project."""
+    return handle if "://" in handle else str(project_path(handle))
+
+
+def build_model(params: dict[str, Any]):
+    """The network, readable top to bottom."""
+    import tensorflow as tf
+    import tensorflow_hub as hub
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+    layers = tf.keras.layers
+    try:
+        preprocessor = hub.load(resolve_handle(params["preprocess_handle"]))
+        encoder = hub.KerasLayer(resolve_handle(params["encoder_handle"]), trainable=True,
+                                 name="bert_encoder")
+    except Exception as err:  # hub raises many types; all mean a handle is unusable
+        raise PipelineError(f"cannot load the BERT hub modules ({params['preprocess_handle']}, "
+                            f"{params['encoder_handle']}): {err}") from None
+    text = layers.Input(shape=(), dtype=tf.string, name="title")
+    tokens = hub.KerasLayer(preprocessor.tokenize, name="tokenize")(text)
+    encoder_inputs = hub.KerasLayer(
+        preprocessor.bert_pack_inputs, arguments={"seq_length": int(params["seq_length"])},
+        name="pack_inputs",
+    )([tokens])
+    outputs = encoder(encoder_inputs)
+    if params["pooling"] == "mean":  # masked mean of the token vectors, as sentence-transformers
+        mask = tf.cast(encoder_inputs["input_mask"], tf.float32)[:, :, None]
+        pooled = tf.reduce_sum(outputs["sequence_output"] * mask, 1) / tf.reduce_sum(mask, 1)
+    else:
+        pooled = outputs["pooled_output"]
+    x = layers.Dropout(params["dropout"])(pooled)
+    for units in params["dense_units"]:
+        x = layers.Dense(units, activation="relu")(x)
+    probability = layers.Dense(1, activation="sigmoid", name="fake_probability")(x)
+    model = tf.keras.Model(text, probability, name="bert_headline_classifier")
+    # The tokenize/pack layers wrap functions of `preprocessor`; tracking it here lets a
+    # SavedModel of the model carry the vocabulary table those functions use.
+    model.bert_preprocessor = preprocessor
+    model.compile(optimizer=tf.keras.optimizers.Adam(params["learning_rate"]),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def train(train: pd.DataFrame, val: pd.DataFrame, params: dict[str, Any],
+          callbacks: list = ()) -> tuple[Any, dict[str, list[float]]]:
+    """The core: a fine-tuned model and its per-epoch history."""
+    import tensorflow as tf
+
+    from stages.lib.training import set_seeds
+
+    set_seeds(int(params["seed"]))
+    model = build_model(params)
+    stopping = tf.keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=int(params["early_stopping_patience"]),
+        restore_best_weights=True,
+    )
+    history = model.fit(
+        tf.constant(train["title"].tolist()), train["label"].to_numpy(),
+        validation_data=(tf.constant(val["title"].tolist()), val["label"].to_numpy()),
+        epochs=int(params["epochs"]), batch_size=int(params["batch_size"]),
+        callbacks=[stopping, *callbacks], verbose=0, shuffle=True,
+    )
+    return model, history.history
+
+
+def predict(model, titles: list[str]) -> np.ndarray:
+    import tensorflow as tf
+
+    return model.predict(tf.constant(titles), verbose=0, batch_size=128).reshape(-1)
+
+
+def save_serving_model(model, target: Path) -> None:
+    """A SavedModel with one signature: strings [batch] → fake-probabilities."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="title")])
+    def serve(titles):
+        return {"fake_probability": model(titles, training=False)[:, 0]}
+
+    with atomic_path(target) as tmp:
+        tf.saved_model.save(model, str(tmp), signatures={"serving_default": serve})
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    args = stage_arg_parser(STAGE, "Fine-tune BERT and log it to MLflow.").parse_args(argv)
+    all_params = load_params(args.params)
+    params, paths = all_params[STAGE], all_params["paths"]
+    from stages.lib.headline_model import SavedModelHeadlineModel, log_headline_model
+    from stages.lib.tracking import start_run
+    from stages.lib.training import binary_metrics, epoch_logger, write_training_outputs
+
+    split_dir = project_path(paths["split_dir"])
+    train_frame = read_table(split_dir / "train.parquet", COLUMNS)
+    val_frame = read_table(split_dir / "val.parquet", COLUMNS)
+    hub_inputs = [project_path(params[k]) for k in ("preprocess_handle", "encoder_handle")
+                  if "://" not in params[k]]
+    model_dir = project_path(paths["models_dir"]) / "bert"
+
+    with start_run(STAGE, {STAGE: params}, input_paths=[split_dir, *hub_inputs]) as run:
+        model, history = train(train_frame, val_frame, params, [epoch_logger(run)])
+        val_metrics = binary_metrics(val_frame["label"], predict(model, val_frame["title"].tolist()))
+        write_training_outputs(STAGE, history, val_metrics, project_path(paths["metrics_dir"]), run)
+        with tempfile.TemporaryDirectory() as work:
+            saved = Path(work) / "saved_model"
+            save_serving_model(model, saved)
+            uri = log_headline_model(run, SavedModelHeadlineModel(), {"saved_model": str(saved)},
+                                     {"batch_size": 128}, Path(work))
+            with atomic_path(model_dir) as tmp:
+                saved.rename(tmp)
+                write_json({"run_id": run.run_id, "model_uri": uri}, tmp / "mlflow_run.json")
+    print(f"train_bert: val accuracy {val_metrics['accuracy']:.3f}, "
+          f"ROC-AUC {val_metrics['roc_auc']:.3f}; model {uri}")
+
+
+if __name__ == "__main__":
+    main()
