@@ -9,15 +9,12 @@ takes raw headlines; tokenizer and encoder travel inside its SavedModel.
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.io import atomic_path, write_json
 from stages.lib.params import load_params, project_path, stage_arg_parser
 from stages.lib.schema import read_table
 
@@ -97,26 +94,16 @@ def predict(model, titles: list[str]) -> np.ndarray:
     return model.predict(tf.constant(titles), verbose=0, batch_size=128).reshape(-1)
 
 
-def save_serving_model(model, target: Path) -> None:
-    """A SavedModel with one signature: strings [batch] → fake-probabilities."""
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="title")])
-    def serve(titles):
-        return {"fake_probability": model(titles, training=False)[:, 0]}
-
-    with atomic_path(target) as tmp:
-        tf.saved_model.save(model, str(tmp), signatures={"serving_default": serve})
-
-
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     args = stage_arg_parser(STAGE, "Fine-tune BERT and log it to MLflow.").parse_args(argv)
     all_params = load_params(args.params)
     params, paths = all_params[STAGE], all_params["paths"]
-    from stages.lib.headline_model import SavedModelHeadlineModel, log_headline_model
+    import tensorflow as tf
+
+    from stages.lib.headline_model import SavedModelHeadlineModel
     from stages.lib.tracking import start_run
-    from stages.lib.training import binary_metrics, epoch_logger, write_training_outputs
+    from stages.lib.training import binary_metrics, epoch_logger, publish_model, write_training_outputs
 
     split_dir = project_path(paths["split_dir"])
     train_frame = read_table(split_dir / "train.parquet", COLUMNS)
@@ -128,15 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     with start_run(STAGE, {STAGE: params}, input_paths=[split_dir, *hub_inputs]) as run:
         model, history = train(train_frame, val_frame, params, [epoch_logger(run)])
         val_metrics = binary_metrics(val_frame["label"], predict(model, val_frame["title"].tolist()))
+        uri = publish_model(run, model, tf.TensorSpec([None], tf.string, name="title"),
+                            SavedModelHeadlineModel(), {}, {"batch_size": 128}, model_dir)
         write_training_outputs(STAGE, history, val_metrics, project_path(paths["metrics_dir"]), run)
-        with tempfile.TemporaryDirectory() as work:
-            saved = Path(work) / "saved_model"
-            save_serving_model(model, saved)
-            uri = log_headline_model(run, SavedModelHeadlineModel(), {"saved_model": str(saved)},
-                                     {"batch_size": 128}, Path(work))
-            with atomic_path(model_dir) as tmp:
-                saved.rename(tmp)
-                write_json({"run_id": run.run_id, "model_uri": uri}, tmp / "mlflow_run.json")
     print(f"train_bert: val accuracy {val_metrics['accuracy']:.3f}, "
           f"ROC-AUC {val_metrics['roc_auc']:.3f}; model {uri}")
 

@@ -9,15 +9,12 @@ to the MLflow tracking server with the model as a pyfunc that takes raw headline
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.io import atomic_path, write_json
+from stages.lib.errors import cli_errors
 from stages.lib.params import load_params, project_path, stage_arg_parser
 from stages.lib.schema import read_table
 
@@ -76,22 +73,13 @@ def train(train: pd.DataFrame, val: pd.DataFrame, embeddings: np.ndarray,
     return model, history.history
 
 
+def sequence_length(frame: pd.DataFrame) -> int:
+    """Token ids per headline, as padded by embed."""
+    return len(frame["token_ids"].iloc[0])
+
+
 def predict(model, frame: pd.DataFrame) -> np.ndarray:
     return model.predict(as_arrays(frame)[0], verbose=0, batch_size=512).reshape(-1)
-
-
-def save_serving_model(model, target: Path) -> None:
-    """A SavedModel with one signature: int32 token ids [batch, length] → probabilities."""
-    import tensorflow as tf
-
-    length = model.input_shape[1]
-
-    @tf.function(input_signature=[tf.TensorSpec([None, length], tf.int32, name="token_ids")])
-    def serve(token_ids):
-        return {"fake_probability": model(token_ids, training=False)[:, 0]}
-
-    with atomic_path(target) as tmp:
-        tf.saved_model.save(model, str(tmp), signatures={"serving_default": serve})
 
 
 @cli_errors
@@ -99,9 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_arg_parser(STAGE, "Train the LSTM and log it to MLflow.").parse_args(argv)
     all_params = load_params(args.params)
     params, paths = all_params[STAGE], all_params["paths"]
-    from stages.lib.headline_model import CleanedTokensHeadlineModel, log_headline_model
+    import tensorflow as tf
+
+    from stages.lib.headline_model import CleanedTokensHeadlineModel
     from stages.lib.tracking import start_run
-    from stages.lib.training import binary_metrics, epoch_logger, write_training_outputs
+    from stages.lib.training import binary_metrics, epoch_logger, publish_model, write_training_outputs
 
     split_dir, embedded = project_path(paths["split_dir"]), project_path(paths["embedded_dir"])
     train_frame = read_table(split_dir / "train.parquet", COLUMNS)
@@ -113,20 +103,14 @@ def main(argv: list[str] | None = None) -> None:
     with start_run(STAGE, logged, input_paths=[split_dir, embedded]) as run:
         model, history = train(train_frame, val_frame, embeddings, params, [epoch_logger(run)])
         val_metrics = binary_metrics(val_frame["label"], predict(model, val_frame))
+        uri = publish_model(
+            run, model, tf.TensorSpec([None, sequence_length(train_frame)], tf.int32, name="token_ids"),
+            CleanedTokensHeadlineModel(),
+            {"vocab": str(embedded / "vocab.txt"),
+             "nltk_data": str(project_path(all_params["clean"]["nltk_data"]))},
+            {"clean": all_params["clean"], "embed": all_params["embed"]}, model_dir,
+        )
         write_training_outputs(STAGE, history, val_metrics, project_path(paths["metrics_dir"]), run)
-        with tempfile.TemporaryDirectory() as work:
-            saved = Path(work) / "saved_model"
-            save_serving_model(model, saved)
-            config = {"clean": all_params["clean"], "embed": all_params["embed"]}
-            uri = log_headline_model(
-                run, CleanedTokensHeadlineModel(),
-                {"saved_model": str(saved), "vocab": str(embedded / "vocab.txt"),
-                 "nltk_data": str(project_path(all_params["clean"]["nltk_data"]))},
-                config, Path(work),
-            )
-            with atomic_path(model_dir) as tmp:
-                saved.rename(tmp)
-                write_json({"run_id": run.run_id, "model_uri": uri}, tmp / "mlflow_run.json")
     print(f"train_lstm: val accuracy {val_metrics['accuracy']:.3f}, "
           f"ROC-AUC {val_metrics['roc_auc']:.3f}; model {uri}")
 

@@ -1,6 +1,7 @@
 """What both training stages share: seeds, metrics, the epoch logger and their outputs."""
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,35 @@ def write_training_outputs(stage: str, history: dict[str, list[float]],
     run.log_artifact(curve_png, "training")
 
 
+
+
+def save_serving_model(model, target: Path, input_spec) -> None:
+    """A SavedModel with one signature: `input_spec` → {"fake_probability": [batch]}."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[input_spec])
+    def serve(inputs):
+        return {"fake_probability": model(inputs, training=False)[:, 0]}
+
+    with atomic_path(target) as tmp:
+        tf.saved_model.save(model, str(tmp), signatures={"serving_default": serve})
+
+
+def publish_model(run, model, input_spec, python_model, artifacts: dict[str, str],
+                  config: dict[str, Any], model_dir: Path) -> str:
+    """Log the pyfunc model to the run and keep its SavedModel as the DVC output.
+
+    The output folder appears only once the model is logged, with the run id and model
+    URI that evaluate needs to find it. Returns the model URI.
+    """
+    from stages.lib.headline_model import log_headline_model
+
+    with tempfile.TemporaryDirectory() as work:
+        saved = Path(work) / "saved_model"
+        save_serving_model(model, saved, input_spec)
+        uri = log_headline_model(run, python_model, {"saved_model": str(saved), **artifacts},
+                                 config, Path(work))
+        with atomic_path(model_dir) as tmp:
+            saved.rename(tmp)
+            write_json({"run_id": run.run_id, "model_uri": uri}, tmp / "mlflow_run.json")
+    return uri
