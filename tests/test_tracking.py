@@ -163,3 +163,28 @@ def test_cli_start_status_stop_and_server_lost_mid_run(tmp_path, monkeypatch):
     status = cli("status", *flags)
     assert status.returncode == 1 and "not running" in status.stdout
     assert cli("stop", *flags).returncode == 0  # stopping twice is fine
+
+
+def test_sigterm_mid_run_ends_the_run_killed(client, tmp_path):
+    """A stage killed with SIGTERM leaves no run stuck in RUNNING."""
+    import signal
+    import time
+
+    script = (
+        "import time\n"
+        "from stages.lib.tracking import start_run\n"
+        "with start_run('sleeper', {'a': 1}) as run:\n"
+        "    print(run.run_id, flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = proc.stdout.readline().strip()
+    assert client.get_run(run_id).info.status == "RUNNING"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    deadline = time.time() + 10
+    while client.get_run(run_id).info.status == "RUNNING" and time.time() < deadline:
+        time.sleep(0.5)
+    assert client.get_run(run_id).info.status == "KILLED"

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -228,6 +229,25 @@ def _metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 @contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """`kill` (SIGTERM, as sent by CI timeouts and process managers) ends the run KILLED
+    rather than leaving it RUNNING forever; only possible from the main thread."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def start_run(
     stage: str, params: Mapping[str, Any], input_paths: Sequence[str | Path] = (),
     run_name: str | None = None, extra_tags: Mapping[str, str] | None = None,
@@ -245,9 +265,10 @@ def start_run(
     run.call(mlflow.set_experiment, experiment_name())
     run.run_id = run.call(mlflow.start_run, run_name=run_name or stage, tags=tags).info.run_id
     try:
-        run.call(mlflow.log_params, _param_values(params))
-        yield run
-        run.call(mlflow.log_metric, "mlflow_logging_seconds", run.logging_seconds)
+        with _sigterm_as_interrupt():
+            run.call(mlflow.log_params, _param_values(params))
+            yield run
+            run.call(mlflow.log_metric, "mlflow_logging_seconds", run.logging_seconds)
     except BaseException as err:
         status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):  # the server may be the thing that failed
