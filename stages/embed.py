@@ -20,7 +20,7 @@ import pandas as pd
 
 from stages.lib.errors import PipelineError, cli_errors
 from stages.lib.io import atomic_path, write_json
-from stages.lib.params import project_path, stage_arg_parser, stage_params
+from stages.lib.params import project_path, resolve_handle, stage_arg_parser, stage_params
 from stages.lib.schema import read_table
 
 PAD, OOV = "<pad>", "<oov>"
@@ -90,7 +90,7 @@ def hub_vector_lookup(handle: str, batch_size: int = 4096) -> VectorLookup:
     import tensorflow_hub as hub
 
     try:
-        layer = hub.KerasLayer(_resolve_handle(handle), input_shape=[], dtype=tf.string)
+        layer = hub.KerasLayer(resolve_handle(handle), input_shape=[], dtype=tf.string)
     except Exception as err:  # hub raises many types; all mean the handle is unusable
         raise PipelineError(f"cannot load word-vector module {handle!r}: {err}") from None
 
@@ -100,11 +100,6 @@ def hub_vector_lookup(handle: str, batch_size: int = 4096) -> VectorLookup:
         return np.concatenate(batches).astype(np.float32)
 
     return lookup
-
-
-def _resolve_handle(handle: str) -> str:
-    """URLs pass through; anything else is a path relative to the project."""
-    return handle if "://" in handle else str(project_path(handle))
 
 
 def build_hub_modules(checkpoint: Path, hub_dir: Path) -> None:

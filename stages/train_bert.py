@@ -15,16 +15,11 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.params import load_params, project_path, stage_arg_parser
+from stages.lib.params import load_params, project_path, resolve_handle, stage_arg_parser
 from stages.lib.schema import read_table
 
 STAGE = "train_bert"
 COLUMNS = ["id", "title", "label"]
-
-
-def resolve_handle(handle: str) -> str:
-    """URLs pass through; anything else is a path relative to the project."""
-    return handle if "://" in handle else str(project_path(handle))
 
 
 def build_model(params: dict[str, Any]):

@@ -43,6 +43,11 @@ def project_path(value: str | Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+def resolve_handle(handle: str) -> str:
+    """A TF Hub handle from params: URLs pass through, anything else is a project path."""
+    return handle if "://" in handle else str(project_path(handle))
+
+
 def stage_arg_parser(stage: str, description: str) -> argparse.ArgumentParser:
     """The common command line of a stage: `python -m stages.<stage> [--params FILE]`."""
     parser = argparse.ArgumentParser(
