@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv repro test server server-stop server-status bench dag clean-venv
+.PHONY: help venv repro test server server-stop server-status dag clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,9 +40,6 @@ server-status: $(STAMP)  ## is the tracking server up?
 
 dag: $(STAMP)  ## print the pipeline DAG
 	dvc dag
-
-bench: $(STAMP)  ## run the benchmarks (slow; not part of the tests)
-	python -m benchmarks.run
 
 clean-venv:  ## remove .venv
 	rm -rf $(VENV)
