@@ -28,7 +28,12 @@ def build_model(params: dict[str, Any]):
     import tensorflow_hub as hub
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
+    from stages.lib.training import compile_binary
+
     layers = tf.keras.layers
+    if params["pooling"] not in ("mean", "pooled_output"):
+        raise PipelineError(f"params.yaml: train_bert.pooling must be mean or pooled_output, "
+                            f"not {params['pooling']!r}")
     try:
         preprocessor = hub.load(resolve_handle(params["preprocess_handle"]))
         encoder = hub.KerasLayer(resolve_handle(params["encoder_handle"]), trainable=True,
@@ -56,8 +61,7 @@ def build_model(params: dict[str, Any]):
     # The tokenize/pack layers wrap functions of `preprocessor`; tracking it here lets a
     # SavedModel of the model carry the vocabulary table those functions use.
     model.bert_preprocessor = preprocessor
-    model.compile(optimizer=tf.keras.optimizers.Adam(params["learning_rate"]),
-                  loss="binary_crossentropy", metrics=["accuracy"])
+    compile_binary(model, params["learning_rate"])
     return model
 
 
@@ -66,14 +70,11 @@ def train(train: pd.DataFrame, val: pd.DataFrame, params: dict[str, Any],
     """The core: a fine-tuned model and its per-epoch history."""
     import tensorflow as tf
 
-    from stages.lib.training import set_seeds
+    from stages.lib.training import early_stopping, set_seeds
 
     set_seeds(int(params["seed"]))
     model = build_model(params)
-    stopping = tf.keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=int(params["early_stopping_patience"]),
-        restore_best_weights=True,
-    )
+    stopping = early_stopping(params)
     history = model.fit(
         tf.constant(train["title"].tolist()), train["label"].to_numpy(),
         validation_data=(tf.constant(val["title"].tolist()), val["label"].to_numpy()),

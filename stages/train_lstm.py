@@ -1,7 +1,7 @@
 """train_lstm: the reference LSTM on cleaned tokens and pretrained word vectors.
 
-    token ids → Embedding (pretrained, from embed) → LSTM(50) → Dense(20, relu)
-              → Dense(5, relu) → Dense(1, sigmoid)
+    token ids → Embedding (pretrained, from embed) → Dropout → LSTM(50)
+              → Dense(20, relu) → Dense(5, relu) → Dense(1, sigmoid)
 
 Adam and binary cross-entropy; every size and setting is in params.yaml. The run goes
 to the MLflow tracking server with the model as a pyfunc that takes raw headlines
@@ -26,23 +26,26 @@ def build_model(embeddings: np.ndarray, max_length: int, params: dict[str, Any])
     """The network, readable top to bottom."""
     import tensorflow as tf
 
+    from stages.lib.training import compile_binary
+
     layers = tf.keras.layers
     inputs = layers.Input(shape=(max_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(
         embeddings.shape[0], embeddings.shape[1],
         embeddings_initializer=tf.keras.initializers.Constant(embeddings),
         trainable=bool(params["trainable_embeddings"]),
-        mask_zero=True,  # padding id 0 is skipped by the LSTM
+        mask_zero=bool(params.get("mask_padding", True)),  # the LSTM skips padding id 0
         name="word_vectors",
     )(inputs)
-    x = layers.Dropout(params["dropout"])(x)
+    # Spatial dropout drops whole word vectors, so the model cannot lean on a few words.
+    spatial = float(params.get("spatial_dropout", 0.0))
+    x = layers.SpatialDropout1D(spatial)(x) if spatial else layers.Dropout(params["dropout"])(x)
     x = layers.LSTM(params["lstm_units"], dropout=params["dropout"])(x)
     for units in params["dense_units"]:
         x = layers.Dense(units, activation="relu")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="fake_probability")(x)
     model = tf.keras.Model(inputs, outputs, name="lstm_headline_classifier")
-    model.compile(optimizer=tf.keras.optimizers.Adam(params["learning_rate"]),
-                  loss="binary_crossentropy", metrics=["accuracy"])
+    compile_binary(model, params["learning_rate"])
     return model
 
 
@@ -53,18 +56,13 @@ def as_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def train(train: pd.DataFrame, val: pd.DataFrame, embeddings: np.ndarray,
           params: dict[str, Any], callbacks: list = ()) -> tuple[Any, dict[str, list[float]]]:
     """The core: a trained model and its per-epoch history."""
-    import tensorflow as tf
-
-    from stages.lib.training import set_seeds
+    from stages.lib.training import early_stopping, set_seeds
 
     set_seeds(int(params["seed"]))
     x_train, y_train = as_arrays(train)
     x_val, y_val = as_arrays(val)
     model = build_model(embeddings, x_train.shape[1], params)
-    stopping = tf.keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=int(params["early_stopping_patience"]),
-        restore_best_weights=True,
-    )
+    stopping = early_stopping(params)
     history = model.fit(
         x_train, y_train, validation_data=(x_val, y_val),
         epochs=int(params["epochs"]), batch_size=int(params["batch_size"]),

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from stages.lib.errors import PipelineError
 from stages.lib.io import atomic_path, write_csv, write_json
 
 
@@ -19,6 +20,29 @@ def set_seeds(seed: int) -> None:
 
     tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def compile_binary(model, learning_rate: float) -> None:
+    """Adam and binary cross-entropy, tracking accuracy and ROC-AUC every epoch."""
+    import tensorflow as tf
+
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
+                  metrics=["accuracy", tf.keras.metrics.AUC(name="auc")])
+
+
+def early_stopping(params: dict[str, Any]):
+    """Stop when `early_stopping_monitor` (default val_loss) has not improved for
+    `early_stopping_patience` epochs; keep the best epoch's weights."""
+    import tensorflow as tf
+
+    monitor = params.get("early_stopping_monitor", "val_loss")
+    if monitor not in ("val_loss", "val_accuracy", "val_auc"):
+        raise PipelineError(f"params.yaml: early_stopping_monitor must be val_loss, val_accuracy "
+                            f"or val_auc, not {monitor!r}")
+    return tf.keras.callbacks.EarlyStopping(
+        monitor=monitor, mode="min" if monitor == "val_loss" else "max",
+        patience=int(params["early_stopping_patience"]), restore_best_weights=True,
+    )
 
 
 def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5
@@ -65,14 +89,14 @@ def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
 
 
 def plot_history(frame: pd.DataFrame, target: Path, title: str) -> None:
-    """Loss and accuracy curves, train and validation, as one PNG."""
+    """Loss, accuracy and ROC-AUC curves, train and validation, as one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy", "auc")):
         for column, label in ((metric, "train"), (f"val_{metric}", "validation")):
             if column in frame:
                 ax.plot(frame["epoch"], frame[column], marker="o", label=label)
@@ -98,8 +122,6 @@ def write_training_outputs(stage: str, history: dict[str, list[float]],
     run.log_metrics({"val": val_metrics, "epochs_trained": len(frame)})
     run.log_artifact(curve_csv, "training")
     run.log_artifact(curve_png, "training")
-
-
 
 
 def save_serving_model(model, target: Path, input_spec) -> None:
