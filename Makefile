@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv repro test server server-stop server-status dag clean-venv
+.PHONY: help venv repro test bench server server-stop server-status dag clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
 
 test: $(STAMP)  ## run the test suite
 	python -m pytest
+
+bench: $(STAMP)  ## benchmark a full, no-op and incremental repro, inference, quality (~40 min)
+	python -m bench $(BENCH_ARGS)
 
 server: $(STAMP)  ## start the local MLflow tracking server (no-op when one answers)
 	python -m stages.lib.server start

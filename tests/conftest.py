@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,6 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
-
 
 
 @pytest.fixture(scope="session")
@@ -50,32 +48,10 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True,
 
 
 def copy_repo(dest: Path) -> Path:
-    """A throwaway git+DVC repo holding the project's current files (committed or not).
+    """A throwaway git+DVC repo of the project's current files, `../shared` linked beside it."""
+    from stages.lib.sandbox import copy_project
 
-    `../shared` is linked beside it so the default params read the real offline data.
-    """
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")
-    repo = dest / "repo"
-    for rel in filter(None, listed):
-        src = PROJECT_ROOT / rel
-        if src.is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / rel)
-    shutil.rmtree(repo / "data", ignore_errors=True)
-    (repo / "data").mkdir()
-    for leftover in ("dvc.lock", "metrics"):
-        target = repo / leftover
-        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-    (repo / "metrics").mkdir()
-    (dest / "shared").symlink_to(SHARED, target_is_directory=True)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
-                 "commit", "-q", "-m", "copy"]):
-        run(cmd, repo)
-    return repo
+    return copy_project(dest)
 
 
 def write_params(path: Path, params: dict) -> Path:

@@ -1,0 +1,388 @@
+"""The benchmark harness behind `make bench`: how long, how much memory, how good.
+
+Everything runs in a throwaway copy of the project (stages.lib.sandbox) against its own
+`mlflow server` on a free loopback port, so the figures start from an empty DVC cache
+and nothing touches the project's data or tracking store:
+
+1. a full `dvc repro` with default params, sampling every stage's process tree for
+   wall time and peak RSS;
+2. no-op `dvc repro` (median of several);
+3. an incremental `dvc repro` after changing one train_bert param;
+4. MLflow logging overhead of each training run (the `mlflow_logging_seconds` metric
+   that stages.lib.tracking records);
+5. batch throughput of each logged pyfunc model, and the latency of single requests
+   to `mlflow models serve` on the champion;
+6. test-split quality of every model beside the references.
+
+It prints a table and writes metrics/bench.json. It is not part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+import yaml
+
+from stages.lib.io import read_json, write_json
+from stages.lib.params import PROJECT_ROOT
+
+STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
+TRAINING_STAGES = ["train_lstm", "train_bert"]
+DEEP_MODELS = ["lstm", "bert"]
+# Figures from the reference article, on its own data: not comparable with ours.
+ARTICLE_REFERENCES = {
+    "article LSTM (2,095 headlines)": 0.594,
+    "article BERT (2,095 headlines)": 0.613,
+    "article GloVe LSTM (full articles)": 0.918,
+}
+TINY_PROFILE = {  # the same tiny profile the tests use, for a quick check of the harness
+    "ingest": {"max_rows_per_label": 30},
+    "embed": {"max_length": 12},
+    "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16},
+    "train_bert": {"epochs": 1, "seq_length": 16, "batch_size": 16},
+    "evaluate": {"bootstrap_resamples": 50},
+}
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- process sampling ---------------------------------------------------------------
+
+class StageSampler(threading.Thread):
+    """Polls a process tree; attributes each `python -m stages.<name>` process (and its
+    children) to that stage: first and last time seen, and the peak of their summed RSS."""
+
+    def __init__(self, root_pid: int, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.root_pid, self.interval = root_pid, interval
+        self.stages: dict[str, dict[str, float]] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.sample()
+            time.sleep(self.interval)
+
+    def sample(self) -> None:
+        try:
+            processes = psutil.Process(self.root_pid).children(recursive=True)
+        except psutil.Error:
+            return
+        now, rss = time.monotonic(), {}
+        for proc in processes:
+            stage = _stage_of(proc)
+            if stage:
+                rss[stage] = rss.get(stage, 0) + _tree_rss(proc)
+        for stage, total in rss.items():
+            seen = self.stages.setdefault(stage, {"first": now, "last": now, "peak_rss": 0})
+            seen["last"], seen["peak_rss"] = now, max(seen["peak_rss"], total)
+
+    def figures(self) -> dict[str, dict[str, float]]:
+        return {stage: {"seconds": round(s["last"] - s["first"], 1),
+                        "peak_rss_mib": round(s["peak_rss"] / 2**20)}
+                for stage, s in self.stages.items()}
+
+
+def _stage_of(proc: psutil.Process) -> str | None:
+    try:
+        cmdline = proc.cmdline()
+    except psutil.Error:
+        return None
+    # The shell dvc spawns also carries the command line; count only the interpreter.
+    if "-m" not in cmdline or not Path(cmdline[0]).name.startswith("python"):
+        return None
+    module = cmdline[cmdline.index("-m") + 1] if cmdline.index("-m") + 1 < len(cmdline) else ""
+    return module.removeprefix("stages.") if module.startswith("stages.") else None
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for member in [proc, *_children(proc)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _children(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+# --- dvc repro ------------------------------------------------------------------------
+
+def timed_repro(repo: Path, env: dict[str, str], sample: bool = False) -> dict[str, Any]:
+    """Run `dvc repro`, echo its stage lines, and time it (and, optionally, every stage)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    sampler = StageSampler(proc.pid) if sample else None
+    if sampler:
+        sampler.start()
+    ran, output = [], []
+    for line in proc.stdout:
+        output.append(line)
+        if line.startswith("Running stage '"):
+            ran.append(line.split("'")[1])
+            say(f"  stage {ran[-1]} ({time.monotonic() - started:.0f} s in)")
+    returncode = proc.wait()
+    seconds = time.monotonic() - started
+    if sampler:
+        sampler.done.set()
+        sampler.join()
+    if returncode != 0:
+        raise SystemExit(f"bench: dvc repro failed in {repo}:\n{''.join(output[-40:])}")
+    return {"seconds": round(seconds, 2), "ran": ran,
+            "stages": sampler.figures() if sampler else {}}
+
+
+def set_params(repo: Path, changes: dict[str, dict[str, Any]]) -> None:
+    """Edit the sandbox's params.yaml (never the project's)."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, values in changes.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def parse_assignment(text: str) -> dict[str, dict[str, Any]]:
+    """`train_bert.seed=43` → {"train_bert": {"seed": 43}}."""
+    key, _, value = text.partition("=")
+    section, _, name = key.partition(".")
+    if not (section and name and value):
+        raise SystemExit(f"bench: --incremental-param wants section.key=value, got {text!r}")
+    return {section: {name: yaml.safe_load(value)}}
+
+
+# --- inference ------------------------------------------------------------------------
+
+def pyfunc_throughput(model_uri: str, titles: list[str], repeats: int) -> dict[str, float]:
+    """Headlines per second through mlflow.pyfunc, batch of the whole test split."""
+    import mlflow.pyfunc
+
+    load_started = time.monotonic()
+    model = mlflow.pyfunc.load_model(model_uri)
+    load_seconds = time.monotonic() - load_started
+    frame = pd.DataFrame({"title": titles})
+    model.predict(frame.head(8))  # warm-up: graph tracing is not throughput
+    timings = []
+    for _ in range(repeats):
+        started = time.monotonic()
+        model.predict(frame)
+        timings.append(time.monotonic() - started)
+    single = []
+    for title in titles[:20]:
+        started = time.monotonic()
+        model.predict(pd.DataFrame({"title": [title]}))
+        single.append(time.monotonic() - started)
+    return {"headlines_per_second": round(len(titles) / statistics.median(timings), 1),
+            "batch_rows": len(titles), "single_row_ms": round(1000 * statistics.median(single), 1),
+            "load_seconds": round(load_seconds, 1)}
+
+
+def serve_latency(model_uri: str, env: dict[str, str], titles: list[str]) -> dict[str, float]:
+    """Median and p95 latency of one-headline requests to `mlflow models serve`."""
+    import requests
+
+    from stages.lib.serving import served_model
+
+    with served_model(model_uri, env) as url:
+        requests.post(f"{url}/invocations", json={"dataframe_records": [{"title": titles[0]}]},
+                      timeout=60).raise_for_status()  # warm-up
+        latencies = []
+        for title in titles:
+            started = time.monotonic()
+            response = requests.post(f"{url}/invocations",
+                                     json={"dataframe_records": [{"title": title}]}, timeout=60)
+            latencies.append(1000 * (time.monotonic() - started))
+            response.raise_for_status()
+    latencies.sort()
+    return {"requests": len(latencies), "median_ms": round(statistics.median(latencies), 1),
+            "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 1)}
+
+
+# --- quality --------------------------------------------------------------------------
+
+def quality_table(repo: Path) -> dict[str, Any]:
+    evaluation = read_json(repo / "metrics" / "evaluate.json")
+    keys = ["accuracy", "accuracy_ci_low", "accuracy_ci_high", "roc_auc", "roc_auc_ci_low",
+            "roc_auc_ci_high", "f1"]
+    split = read_json(repo / "metrics" / "split.json")["test"]
+    return {
+        "test_split": {"rows": split["rows"], "fake_rate": split["fake_rate"]},
+        "models": {name: {k: round(v, 4) for k, v in scores.items() if k in keys}
+                   for name, scores in evaluation.items()},
+        "other_data": ARTICLE_REFERENCES,
+    }
+
+
+def logging_overhead(uri: str, experiment: str, stages: dict[str, dict[str, float]]
+                     ) -> dict[str, dict[str, float]]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    overhead = {}
+    for stage in TRAINING_STAGES:
+        runs = client.search_runs([found.experiment_id], f"tags.`dvc.stage` = '{stage}'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        if not runs:
+            continue
+        seconds = runs[0].data.metrics.get("mlflow_logging_seconds", float("nan"))
+        stage_seconds = stages.get(stage, {}).get("seconds") or float("nan")
+        overhead[stage] = {"logging_seconds": round(seconds, 2),
+                           "share_of_stage": round(seconds / stage_seconds, 4)}
+    return overhead
+
+
+# --- the run --------------------------------------------------------------------------
+
+def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from stages.lib.sandbox import copy_project
+    from stages.lib.server import running_server
+
+    repo = copy_project(workdir)
+    if args.profile == "tiny":
+        set_params(repo, TINY_PROFILE)
+    experiment = "bench"
+    with running_server(workdir / "mlflow") as server:
+        env = sandbox_env(server.uri, experiment)
+        os.environ["MLFLOW_TRACKING_URI"] = server.uri  # for the pyfunc loads in this process
+        say(f"full dvc repro in {repo} (empty cache), tracking at {server.uri}")
+        full = timed_repro(repo, env, sample=True)
+        say(f"full repro: {full['seconds']:.0f} s")
+        noop = [timed_repro(repo, env) for _ in range(args.noop_runs)]
+        say(f"no-op repro: median {statistics.median(r['seconds'] for r in noop):.1f} s")
+        incremental = None
+        if args.incremental_param:
+            set_params(repo, parse_assignment(args.incremental_param))
+            say(f"incremental repro after {args.incremental_param}")
+            incremental = timed_repro(repo, env, sample=True)
+            incremental["changed"] = args.incremental_param
+        titles = pd.read_parquet(repo / "data/split/test.parquet")["title"].tolist()
+        inference = {}
+        for name in DEEP_MODELS:
+            uri = read_json(repo / "models" / name / "mlflow_run.json")["model_uri"]
+            say(f"pyfunc throughput of {name}")
+            inference[name] = pyfunc_throughput(uri, titles, args.throughput_repeats)
+        say("serving the champion with mlflow models serve")
+        registered = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["registered_model"]
+        serving = serve_latency(f"models:/{registered}@champion", env, titles[:args.serve_requests])
+        overhead = logging_overhead(server.uri, experiment, full["stages"])
+    return {
+        "profile": args.profile,
+        "machine": {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
+        "repro": {
+            "full_seconds": full["seconds"], "full_ran": full["ran"],
+            "noop_seconds_median": round(statistics.median(r["seconds"] for r in noop), 2),
+            "noop_ran": sorted({s for r in noop for s in r["ran"]}),
+            "incremental": incremental and {k: incremental[k] for k in ("seconds", "ran", "changed")},
+        },
+        "stages": full["stages"],
+        "incremental_stages": incremental["stages"] if incremental else {},
+        "mlflow_logging": overhead,
+        "pyfunc": inference,
+        "serve": serving,
+        "quality": quality_table(repo),
+    }
+
+
+def sandbox_env(uri: str, experiment: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+                "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment,
+                "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return env
+
+
+def render(report: dict[str, Any]) -> str:
+    repro, lines = report["repro"], []
+    lines.append(f"profile {report['profile']} on {report['machine']['cpus']} CPUs, "
+                 f"{report['machine']['memory_gib']} GiB")
+    lines.append(f"full dvc repro (empty cache)  {repro['full_seconds']:8.1f} s")
+    lines.append(f"no-op dvc repro (median)      {repro['noop_seconds_median']:8.1f} s  ran: {repro['noop_ran'] or 'nothing'}")
+    if repro["incremental"]:
+        inc = repro["incremental"]
+        lines.append(f"incremental ({inc['changed']})  {inc['seconds']:8.1f} s  ran: {', '.join(inc['ran'])}")
+    lines.append("\nstage         seconds   peak RSS MiB")
+    for stage in STAGES:
+        fig = report["stages"].get(stage)
+        if fig:
+            lines.append(f"{stage:12s} {fig['seconds']:8.1f}   {fig['peak_rss_mib']:8d}")
+    lines.append("\nMLflow logging per training run")
+    for stage, fig in report["mlflow_logging"].items():
+        lines.append(f"  {stage:12s} {fig['logging_seconds']:6.2f} s ({fig['share_of_stage']:.2%} of the stage)")
+    lines.append("\npyfunc inference")
+    for name, fig in report["pyfunc"].items():
+        lines.append(f"  {name:5s} {fig['headlines_per_second']:8.1f} headlines/s (batch of {fig['batch_rows']}), "
+                     f"one headline {fig['single_row_ms']} ms, load {fig['load_seconds']} s")
+    serve = report["serve"]
+    lines.append(f"mlflow models serve, champion: median {serve['median_ms']} ms, p95 {serve['p95_ms']} ms "
+                 f"over {serve['requests']} one-headline requests")
+    quality = report["quality"]
+    lines.append(f"\ntest split: {quality['test_split']['rows']} headlines, "
+                 f"fake rate {quality['test_split']['fake_rate']:.3f}")
+    lines.append("model           accuracy (95% CI)        ROC-AUC (95% CI)")
+    for name, q in quality["models"].items():
+        lines.append(f"{name:14s} {q['accuracy']:.3f} ({q['accuracy_ci_low']:.3f}-{q['accuracy_ci_high']:.3f})"
+                     f"    {q['roc_auc']:.3f} ({q['roc_auc_ci_low']:.3f}-{q['roc_auc_ci_high']:.3f})")
+    lines.append("other data, for context only:")
+    for name, accuracy in quality["other_data"].items():
+        lines.append(f"  {name:36s} accuracy {accuracy:.3f}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Default params take about 40 minutes on 2 CPUs; --profile tiny about 5.")
+    parser.add_argument("--profile", choices=["default", "tiny"], default="default",
+                        help="default params, or the tests' tiny profile to check the harness")
+    parser.add_argument("--noop-runs", type=int, default=3, help="no-op repros to take the median of")
+    parser.add_argument("--incremental-param", default="train_bert.seed=43",
+                        help="section.key=value to change before the incremental repro; '' skips it")
+    parser.add_argument("--throughput-repeats", type=int, default=3)
+    parser.add_argument("--serve-requests", type=int, default=50)
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"),
+                        help="where to write the figures (default: %(default)s)")
+    parser.add_argument("--keep", action="store_true", help="keep the sandbox folder and say where")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    # `kill`/timeouts unwind like Ctrl-C, so the sandbox's tracking server is stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    workdir = Path(tempfile.mkdtemp(prefix="fakenews-bench-"))
+    try:
+        report = benchmark(args, workdir)
+    finally:
+        if args.keep:
+            say(f"sandbox kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    write_json(report, args.out)
+    print(render(report))
+    say(f"figures written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

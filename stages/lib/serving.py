@@ -1,0 +1,66 @@
+"""`mlflow models serve` as a context manager, for the serving test and the benchmark.
+
+    with served_model("models:/fake-news-classifier@champion", env) as url:
+        requests.post(f"{url}/invocations", json={"dataframe_records": [{"title": "..."}]})
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from typing import Iterator, Mapping
+
+import requests
+
+from stages.lib.errors import PipelineError
+from stages.lib.server import free_port
+
+
+def serve_command(model_uri: str, host: str, port: int) -> list[str]:
+    # --env-manager local: the model's dependencies are this venv; no conda/virtualenv build.
+    return ["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+            "-h", host, "-p", str(port)]
+
+
+@contextlib.contextmanager
+def served_model(model_uri: str, env: Mapping[str, str] | None = None, host: str = "127.0.0.1",
+                 port: int | None = None, timeout: float = 180.0) -> Iterator[str]:
+    """Serve `model_uri` until the block ends; yields the base URL. Stops the whole
+    process group (the server forks workers), so nothing outlives the block."""
+    port = port or free_port(host)
+    url = f"http://{host}:{port}"
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(serve_command(model_uri, host, port), env=dict(env or os.environ),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_until_ready(proc, url, timeout, log)
+            yield url
+        finally:
+            _stop_group(proc)
+
+
+def _wait_until_ready(proc: subprocess.Popen, url: str, timeout: float, log) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise PipelineError(f"mlflow models serve exited {proc.returncode}:\n{log.read()[-3000:]}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise PipelineError(f"mlflow models serve did not answer {url}/ping within {timeout:.0f} s")
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
