@@ -265,6 +265,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     with running_server(workdir / "mlflow") as server:
         env = sandbox_env(server.uri, experiment)
         os.environ["MLFLOW_TRACKING_URI"] = server.uri  # for the pyfunc loads in this process
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
         say(f"full dvc repro in {repo} (empty cache), tracking at {server.uri}")
         full = timed_repro(repo, env, sample=True)
         say(f"full repro: {full['seconds']:.0f} s")
