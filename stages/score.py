@@ -197,21 +197,32 @@ def _probability(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stages.score", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", required=True, type=Path, metavar="FILE", help="CSV or TSV of headlines, with a header line")
-    parser.add_argument("--output", required=True, type=Path, metavar="FILE",
-                        help="where to write the scored table (CSV; TSV when it ends in .tsv)")
-    parser.add_argument("--model", metavar="URI|FOLDER", help="model URI or folder (default: models:/<evaluate.registered_model "
-                        "from --params>@champion)")
-    parser.add_argument("--title-column", default="title", metavar="NAME", help="column holding the headlines (default: %(default)s)")
-    parser.add_argument("--sep", help="field separator of input and output (default: by extension, "
-                        "tab for .tsv/.tab, else comma)")
-    parser.add_argument("--encoding", default="utf-8", help="encoding of the input (default: %(default)s)")
-    parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
-                        help="titles per model call (default: %(default)s)")
-    parser.add_argument("--threshold", type=_probability, default=0.5, metavar="P",
-                        help="fake_probability at or above which the label is fake (default: %(default)s)")
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS), metavar="FILE", help="params file (default: %(default)s)")
+    add = parser.add_argument
+    add("--input", required=True, type=Path, metavar="FILE", help="CSV or TSV of headlines, with a header line")
+    add("--output", required=True, type=Path, metavar="FILE",
+        help="where to write the scored table (CSV; TSV when it ends in .tsv)")
+    add("--model", metavar="URI|FOLDER",
+        help="model URI or folder (default: models:/<evaluate.registered_model from --params>@champion)")
+    add("--title-column", default="title", metavar="NAME",
+        help="column holding the headlines (default: %(default)s)")
+    add("--sep", metavar="CHAR",
+        help="field separator of input and output (default: by extension, tab for .tsv/.tab, else comma)")
+    add("--encoding", default="utf-8", metavar="NAME", help="encoding of the input (default: %(default)s)")
+    add("--batch-size", type=_positive_int, default=256, metavar="N",
+        help="titles per model call (default: %(default)s)")
+    add("--threshold", type=_probability, default=0.5, metavar="P",
+        help="fake_probability at or above which the label is fake (default: %(default)s)")
+    add("--params", default=str(DEFAULT_PARAMS), metavar="FILE", help="params file (default: %(default)s)")
     return parser
+
+
+def summary(scored: pd.DataFrame, title_column: str, model: str, threshold: float) -> str:
+    """Counts per label, and of empty titles, which a wrong --title-column would show up as."""
+    fake = int((scored[LABEL] == "fake").sum())
+    empty = int(scored[title_column].str.strip().eq("").sum())
+    return (f"{len(scored)} titles scored with {describe(model)}: {fake} fake, {len(scored) - fake} real "
+            f"at threshold {threshold}"
+            + (f"; {empty} empty or whitespace-only titles scored as the empty headline" if empty else ""))
 
 
 @cli_errors
@@ -224,11 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     model = load_model(uri)
     scored = score_frame(frame, model, args.title_column, args.batch_size, args.threshold, args.input)
     write_table(scored, args.output, args.sep or separator_for(args.output))
-    fake = int((scored[LABEL] == "fake").sum())
-    empty = int(frame[args.title_column].str.strip().eq("").sum())
-    print(f"score: {len(scored)} titles from {args.input} scored with {describe(uri)}: "
-          f"{fake} fake, {len(scored) - fake} real at threshold {args.threshold}; wrote {args.output}"
-          + (f" ({empty} empty or whitespace-only titles scored as the empty headline)" if empty else ""))
+    print(f"score: wrote {args.output} from {args.input}; "
+          + summary(scored, args.title_column, uri, args.threshold))
 
 
 if __name__ == "__main__":
