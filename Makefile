@@ -41,6 +41,11 @@ server-stop: $(STAMP)  ## stop the local MLflow tracking server
 server-status: $(STAMP)  ## is the tracking server up?
 	python -m stages.lib.server status
 
+.PHONY: score
+score: $(STAMP)  ## score a CSV with the registry champion: make score IN=in.csv OUT=out.csv [ARGS=...]
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score IN=headlines.csv OUT=scored.csv [ARGS='--title-column headline']" >&2; exit 2; }
+	python -m stages.score --input "$(IN)" --output "$(OUT)" $(ARGS)
+
 dag: $(STAMP)  ## print the pipeline DAG
 	dvc dag
 

@@ -24,8 +24,12 @@ COLUMNS = ["id", "title", "label", "source"]
 FAKENEWSNET_FILE = re.compile(r"^(?P<source>[a-z0-9]+)_(?P<label>fake|real)\.csv$")
 
 
-def read_csv_file(path: Path, **read_args: Any) -> pd.DataFrame:
-    """Read a CSV as strings, turning the usual failures into one-paragraph errors."""
+def read_csv_file(path: Path, encoding_fix: str = "set ingest.csv.encoding in params.yaml",
+                  **read_args: Any) -> pd.DataFrame:
+    """Read a CSV as strings, turning the usual failures into one-paragraph errors.
+
+    `encoding_fix` says how the caller's user picks another encoding (a param, a flag).
+    """
     if not path.is_file():
         raise PipelineError(f"{path}: file not found")
     try:
@@ -34,7 +38,7 @@ def read_csv_file(path: Path, **read_args: Any) -> pd.DataFrame:
         encoding = read_args.get("encoding", "utf-8")
         raise PipelineError(
             f"{path}: cannot be decoded as {encoding} (byte {err.start}: {err.reason}); "
-            "set ingest.csv.encoding in params.yaml (for example latin-1 or cp1252)"
+            f"{encoding_fix} (for example latin-1 or cp1252)"
         ) from None
     except pd.errors.EmptyDataError:
         raise PipelineError(f"{path}: the file is empty") from None

@@ -1,0 +1,357 @@
+"""Batch scoring (python -m stages.score) and HTTP serving (mlflow models serve) of real models.
+
+Everything runs for real: the LSTM trained by the tiny_trained fixture, the session's
+tracking server and registry, and `mlflow models serve` in its own process group.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import requests
+
+from stages.lib.errors import PipelineError
+from stages.lib.params import load_params
+from stages.lib.server import free_port
+from tests.conftest import PROJECT_ROOT, run, subprocess_env, write_params
+
+CHAMPION_NAME = "score-champion"  # its own registered model, apart from test_evaluate's
+ODD_TITLES = {
+    "plain": "Senate passes the annual budget bill",
+    "empty": "",
+    "whitespace": "   \t ",
+    "long": "word " * 400,  # 2,000 characters; the model cuts at 1,000
+    "non_ascii": "Ünïcödé 日本語 🚀 — «fake» news",
+    "numeric": "12345",
+    "na_string": "NA",  # a headline, not a missing value
+    "quoted": 'He said "no", twice',
+}
+
+
+def score_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "stages.score", *args], PROJECT_ROOT, env=env, check=False)
+
+
+def env_with_tracking(uri: str) -> dict[str, str]:
+    return {**subprocess_env(), "MLFLOW_TRACKING_URI": uri}
+
+
+def dead_tracking_uri() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def odd_frame() -> pd.DataFrame:
+    return pd.DataFrame({"id": [f"h{i}" for i in range(len(ODD_TITLES))], "kind": list(ODD_TITLES),
+                         "title": list(ODD_TITLES.values())})
+
+
+def read_scored(path: Path, sep: str = ",") -> pd.DataFrame:
+    scored = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    return scored.astype({"fake_probability": "float64"})
+
+
+def assert_labels_follow_threshold(scored: pd.DataFrame, threshold: float) -> None:
+    probabilities = scored["fake_probability"].to_numpy()
+    assert ((0.0 <= probabilities) & (probabilities <= 1.0)).all()
+    expected = np.where(probabilities >= threshold, "fake", "real")
+    assert scored["predicted_label"].tolist() == expected.tolist()
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+# ---- fixtures: the tiny LSTM as a logged model, a local copy, a registry champion ---------
+
+
+@pytest.fixture(scope="module")
+def lstm_model_uri(tiny_trained) -> str:
+    """The URI train_lstm logged, from the mlflow_run.json that publish_model writes."""
+    models_dir = Path(load_params(tiny_trained)["paths"]["models_dir"])
+    return json.loads((models_dir / "lstm" / "mlflow_run.json").read_text())["model_uri"]
+
+
+@pytest.fixture(scope="module")
+def local_model(lstm_model_uri, tracking_server, tmp_path_factory) -> Path:
+    """The logged LSTM downloaded to a plain folder, loadable with no server."""
+    import mlflow
+
+    target = tmp_path_factory.mktemp("local_model")
+    return Path(mlflow.artifacts.download_artifacts(lstm_model_uri, dst_path=str(target),
+                                                    tracking_uri=tracking_server))
+
+
+@pytest.fixture(scope="module")
+def champion(lstm_model_uri, tracking_server) -> tuple[str, str]:
+    """The LSTM registered as CHAMPION_NAME with the alias champion; (name, version)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_server)
+    version = mlflow.register_model(lstm_model_uri, CHAMPION_NAME).version
+    MlflowClient(tracking_server).set_registered_model_alias(CHAMPION_NAME, "champion", version)
+    return CHAMPION_NAME, str(version)
+
+
+# ---- the command line, with no model involved ----------------------------------------------
+
+
+def test_help_explains_the_options_with_examples():
+    proc = score_cli(["--help"])
+    assert proc.returncode == 0
+    for text in ("examples:", "--title-column", "--threshold", "--batch-size", "models:/", "make score"):
+        assert text in proc.stdout
+
+
+def test_missing_file_and_missing_column_fail_in_one_line_and_write_nothing(tmp_path):
+    output = tmp_path / "out" / "scored.csv"
+    missing = score_cli(["--input", str(tmp_path / "nope.csv"), "--output", str(output)])
+    assert_one_line_error(missing, str(tmp_path / "nope.csv"), "file not found")
+
+    source = tmp_path / "headlines.csv"
+    pd.DataFrame({"id": ["a"], "headline": ["Senate passes budget"]}).to_csv(source, index=False)
+    no_column = score_cli(["--input", str(source), "--output", str(output)])
+    assert_one_line_error(no_column, str(source), "missing column(s) title", "columns found: id, headline")
+
+    bad_threshold = score_cli(["--input", str(source), "--output", str(output), "--threshold", "1.5"])
+    assert bad_threshold.returncode == 2 and "between 0 and 1" in bad_threshold.stderr
+    assert not output.parent.exists()  # not even a temp file next to the output
+
+
+def test_unreachable_tracking_server_names_the_model_and_how_to_start_it(tmp_path):
+    source = tmp_path / "headlines.csv"
+    odd_frame().to_csv(source, index=False)
+    uri = dead_tracking_uri()
+    proc = score_cli(["--input", str(source), "--output", str(tmp_path / "out" / "scored.csv"),
+                      "--model", "models:/fake-news-classifier@champion"], env_with_tracking(uri))
+    assert_one_line_error(proc, "models:/fake-news-classifier@champion", uri, "make server")
+    assert not (tmp_path / "out").exists()
+
+
+# ---- scoring with the real model -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_score_frame_keeps_rows_and_applies_the_model_input_rules(local_model, capsys):
+    import mlflow.pyfunc
+
+    from stages.score import score_frame
+
+    model = mlflow.pyfunc.load_model(str(local_model))
+    frame = odd_frame()
+    one_batch = score_frame(frame, model, batch_size=len(frame), progress=False)
+    threshold = float(np.median(one_batch["fake_probability"]))
+    scored = score_frame(frame, model, batch_size=3, threshold=threshold, progress=True)
+
+    assert "scoring: 100%" in capsys.readouterr().err
+    assert list(scored.columns) == [*frame.columns, "fake_probability", "predicted_label"]
+    pd.testing.assert_frame_equal(scored[frame.columns], frame)
+    assert_labels_follow_threshold(scored, threshold)
+    np.testing.assert_allclose(scored["fake_probability"], one_batch["fake_probability"], atol=1e-6)
+    probability = dict(zip(scored["kind"], scored["fake_probability"]))
+    assert probability["empty"] == pytest.approx(probability["whitespace"], abs=1e-6)  # both the empty headline
+    cut = score_frame(pd.DataFrame({"title": [ODD_TITLES["long"].strip()[:1000]]}), model, progress=False)
+    assert probability["long"] == pytest.approx(cut["fake_probability"][0], abs=1e-6)
+
+    with pytest.raises(PipelineError, match=r"column 'title'.*row 1 \(NoneType\), row 2 \(int\)"):
+        score_frame(pd.DataFrame({"title": ["fine", None, 7]}), model, progress=False)
+
+
+@pytest.mark.slow
+def test_cli_scores_odd_titles_with_a_local_model_and_no_server(local_model, tmp_path):
+    source, output = tmp_path / "odd.csv", tmp_path / "out" / "scored.csv"
+    frame = odd_frame()
+    frame.to_csv(source, index=False)
+    proc = score_cli(["--input", str(source), "--output", str(output), "--model", str(local_model),
+                      "--batch-size", "3"], env_with_tracking(dead_tracking_uri()))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 empty or whitespace-only titles" in proc.stdout
+
+    scored = read_scored(output)
+    assert list(scored.columns) == [*frame.columns, "fake_probability", "predicted_label"]
+    pd.testing.assert_frame_equal(scored[frame.columns], frame)  # every cell written back verbatim
+    assert_labels_follow_threshold(scored, 0.5)
+    assert sorted(p.name for p in output.parent.iterdir()) == ["scored.csv"]  # no temp left over
+
+
+@pytest.mark.slow
+def test_default_model_is_the_registry_champion(champion, tiny_trained, tracking_server, tmp_path):
+    """No --model: models:/<evaluate.registered_model>@champion, here from a TSV with another column name."""
+    name, version = champion
+    params = load_params(tiny_trained)
+    params["evaluate"]["registered_model"] = name
+    params_file = write_params(tmp_path / "params.yaml", params)
+    source, output = tmp_path / "odd.tsv", tmp_path / "scored.tsv"
+    frame = odd_frame().rename(columns={"title": "headline"})
+    frame.to_csv(source, sep="\t", index=False)
+
+    proc = score_cli(["--input", str(source), "--output", str(output), "--params", str(params_file),
+                      "--title-column", "headline", "--threshold", "0"], env_with_tracking(tracking_server))
+    assert proc.returncode == 0, proc.stderr
+    assert f"models:/{name}@champion (version {version})" in proc.stdout
+    scored = read_scored(output, sep="\t")
+    assert len(scored) == len(frame) and scored["headline"].tolist() == frame["headline"].tolist()
+    assert set(scored["predicted_label"]) == {"fake"}  # every probability is >= 0
+
+
+@pytest.mark.slow
+def test_unknown_alias_and_unknown_model_are_one_line_errors(champion, tracking_server, tmp_path):
+    name, _ = champion
+    source = tmp_path / "headlines.csv"
+    odd_frame().to_csv(source, index=False)
+    env = env_with_tracking(tracking_server)
+    for model, says in ((f"models:/{name}@nope", "alias nope not found"),
+                        ("models:/no-such-model@champion", "no-such-model not found")):
+        proc = score_cli(["--input", str(source), "--output", str(tmp_path / "out.csv"), "--model", model], env)
+        assert_one_line_error(proc, f"cannot load the model {model}", says, "python -m stages.promote")
+    assert not (tmp_path / "out.csv").exists()
+
+
+# ---- HTTP serving with `mlflow models serve` -------------------------------------------------
+
+
+def _group_processes(pgid: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (the mlflow CLI and its uvicorn), then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace
+        while _group_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not _group_processes(proc.pid):
+            break
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def served_champion(champion, tracking_server, tmp_path_factory):
+    """`mlflow models serve` of models:/<name>@champion on a free port; its base URL."""
+    name, _ = champion
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
+               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env_with_tracking(tracking_server),
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # its own group, killed whole below
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while not _answers(f"{base}/ping"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow models serve did not come up:\n{log_path.read_text()[-3000:]}")
+            time.sleep(1)
+        yield base
+    finally:
+        _stop_group(proc)
+    assert not _group_processes(proc.pid), "mlflow models serve left processes behind"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _invoke(base: str, body: dict) -> requests.Response:
+    return requests.post(f"{base}/invocations", json=body, timeout=120)
+
+
+def _probabilities(response: requests.Response) -> list[float]:
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert all(set(p) == {"fake_probability"} for p in predictions), predictions
+    values = [p["fake_probability"] for p in predictions]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    return values
+
+
+@pytest.mark.slow
+def test_served_champion_gives_one_probability_per_raw_headline(served_champion):
+    titles = list(ODD_TITLES.values())
+    records = _probabilities(_invoke(served_champion, {"dataframe_records": [{"title": t} for t in titles]}))
+    split = _probabilities(_invoke(served_champion,
+                                   {"dataframe_split": {"columns": ["title"], "data": [[t] for t in titles]}}))
+    assert len(records) == len(titles)
+    np.testing.assert_allclose(records, split, atol=1e-6)
+
+    bad = _invoke(served_champion, {"dataframe_records": [{"title": "fine"}, {"title": None}, {"title": 7}]})
+    assert bad.status_code == 400  # the README's bad-input table documents this message
+    assert "not in row 1 (NoneType), row 2 (int)" in bad.json()["stack_trace"].strip().splitlines()[-1]
+
+
+# ---- the README's serving section ----------------------------------------------------------
+
+
+def readme_serving_section() -> str:
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "\n## Serving and batch scoring\n" in text
+    return text.split("\n## Serving and batch scoring\n", 1)[1].split("\n## ", 1)[0]
+
+
+def readme_curl_request() -> tuple[str, dict[str, str], str, dict]:
+    """(URL, headers, body, documented response) of the README's curl example, as written."""
+    section = readme_serving_section()
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+    index, curl = next((i, code) for i, (lang, code) in enumerate(blocks)
+                       if lang == "bash" and "curl" in code and "/invocations" in code)
+    args = shlex.split(curl.replace("\\\n", " "), comments=True)
+    args = args[args.index("curl"):]
+    headers = dict(args[i + 1].split(": ", 1) for i, arg in enumerate(args) if arg in ("-H", "--header"))
+    body = next(args[i + 1] for i, arg in enumerate(args) if arg in ("-d", "--data", "--data-raw"))
+    url = next(arg for arg in args if arg.startswith("http"))
+    response = next(json.loads(code) for lang, code in blocks[index + 1:] if lang == "json")
+    return url, headers, body, response
+
+
+def test_readme_serving_section_matches_the_project():
+    section = readme_serving_section()
+    model = load_params()["evaluate"]["registered_model"]
+    serve = next(line for line in section.splitlines() if line.startswith("mlflow models serve"))
+    assert f'-m "models:/{model}@champion"' in serve and "--env-manager local" in serve
+    url, headers, body, response = readme_curl_request()
+    assert urlparse(url).port == int(shlex.split(serve)[shlex.split(serve).index("-p") + 1])
+    assert headers.get("Content-Type") == "application/json"
+    records = json.loads(body)["dataframe_records"]
+    assert records and all(set(r) == {"title"} for r in records)
+    assert len(response["predictions"]) == len(records)
+
+
+@pytest.mark.slow
+def test_readme_curl_example_works_against_the_served_model(served_champion):
+    url, headers, body, documented = readme_curl_request()
+    response = requests.post(served_champion + urlparse(url).path, data=body.encode("utf-8"),
+                             headers=headers, timeout=120)
+    values = _probabilities(response)
+    assert len(values) == len(json.loads(body)["dataframe_records"])
+    assert set(response.json()) == set(documented)  # the documented response shape
