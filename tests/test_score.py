@@ -5,27 +5,23 @@ tracking server and registry, and `mlflow models serve` in its own process group
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
 import requests
 
 from stages.lib.errors import PipelineError
 from stages.lib.params import load_params
 from stages.lib.server import free_port
+from stages.lib.serving import served_model
 from tests.conftest import PROJECT_ROOT, run, subprocess_env, write_params
 
 CHAMPION_NAME = "score-champion"  # its own registered model, apart from test_evaluate's
@@ -228,59 +224,14 @@ def test_unknown_alias_and_unknown_model_are_one_line_errors(champion, tracking_
 # ---- HTTP serving with `mlflow models serve` -------------------------------------------------
 
 
-def _group_processes(pgid: int) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-    return found
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (the mlflow CLI and its uvicorn), then SIGKILL."""
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + grace
-        while _group_processes(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not _group_processes(proc.pid):
-            break
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
-
-
 @pytest.fixture(scope="module")
-def served_champion(champion, tracking_server, tmp_path_factory):
-    """`mlflow models serve` of models:/<name>@champion on a free port; its base URL."""
+def served_champion(champion, tracking_server):
+    """`mlflow models serve` of models:/<name>@champion on a free port; its base URL.
+    served_model stops the whole process group and fails if anything is left behind."""
     name, _ = champion
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
-               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env_with_tracking(tracking_server),
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # its own group, killed whole below
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while not _answers(f"{base}/ping"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow models serve did not come up:\n{log_path.read_text()[-3000:]}")
-            time.sleep(1)
+    with served_model(f"models:/{name}@champion", env_with_tracking(tracking_server),
+                      timeout=300) as base:
         yield base
-    finally:
-        _stop_group(proc)
-    assert not _group_processes(proc.pid), "mlflow models serve left processes behind"
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _invoke(base: str, body: dict) -> requests.Response:
@@ -307,7 +258,8 @@ def test_served_champion_gives_one_probability_per_raw_headline(served_champion)
 
     bad = _invoke(served_champion, {"dataframe_records": [{"title": "fine"}, {"title": None}, {"title": 7}]})
     assert bad.status_code == 400  # the README's bad-input table documents this message
-    assert "not in row 1 (NoneType), row 2 (int)" in bad.json()["stack_trace"].strip().splitlines()[-1]
+    assert bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "not in row 1 (NoneType), row 2 (int)" in bad.json()["message"]
 
 
 # ---- the README's serving section ----------------------------------------------------------

@@ -7,7 +7,7 @@ Input rules, the same for every model:
 - a DataFrame with a `title` column (a list of strings or a Series also works);
 - a missing value (None/NaN) or a non-string value is an error naming the rows;
 - an empty or whitespace-only title is scored as the empty headline (the model's prior);
-- titles longer than `max_title_chars` (params) are cut to that length, not rejected;
+- titles longer than MAX_TITLE_CHARS (1,000) are cut to that length, not rejected;
 - any Unicode text is accepted.
 Output: a DataFrame with one column, `fake_probability` (float in [0, 1]), row for row.
 """
@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from stages.lib.errors import PipelineError
 
@@ -27,21 +29,29 @@ OUTPUT = "fake_probability"
 MAX_TITLE_CHARS = 1000
 
 
+class InvalidHeadlines(MlflowException, PipelineError):
+    """Bad model input. As an MlflowException, `mlflow models serve` answers HTTP 400 with
+    this message; as a PipelineError, the CLIs print it as one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+
 def titles_from(model_input: Any, max_chars: int = MAX_TITLE_CHARS) -> list[str]:
     """Validate and normalise the input described in the module docstring."""
     if isinstance(model_input, pd.DataFrame):
         if TITLE not in model_input.columns:
             found = ", ".join(map(str, model_input.columns)) or "(none)"
-            raise PipelineError(f"input has no '{TITLE}' column; columns found: {found}")
+            raise InvalidHeadlines(f"input has no '{TITLE}' column; columns found: {found}")
         values = model_input[TITLE].tolist()
     elif isinstance(model_input, (pd.Series, list, tuple, np.ndarray)):
         values = list(model_input)
     else:
-        raise PipelineError(f"input must be a DataFrame with a '{TITLE}' column, not {type(model_input).__name__}")
+        raise InvalidHeadlines(f"input must be a DataFrame with a '{TITLE}' column, not {type(model_input).__name__}")
     bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
     if bad:
         shown = ", ".join(f"row {i} ({type(values[i]).__name__})" for i in bad[:10])
-        raise PipelineError(f"'{TITLE}' must be a string in every row; not in {shown}"
+        raise InvalidHeadlines(f"'{TITLE}' must be a string in every row; not in {shown}"
                             + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
     return [v.strip()[:max_chars] for v in values]
 

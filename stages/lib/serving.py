@@ -13,6 +13,7 @@ import tempfile
 import time
 from typing import Iterator, Mapping
 
+import psutil
 import requests
 
 from stages.lib.errors import PipelineError
@@ -34,7 +35,7 @@ def served_model(model_uri: str, env: Mapping[str, str] | None = None, host: str
     url = f"http://{host}:{port}"
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(serve_command(model_uri, host, port), env=dict(env or os.environ),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _wait_until_ready(proc, url, timeout, log)
             yield url
@@ -55,12 +56,29 @@ def _wait_until_ready(proc: subprocess.Popen, url: str, timeout: float, log) -> 
     raise PipelineError(f"mlflow models serve did not answer {url}/ping within {timeout:.0f} s")
 
 
+def group_processes(pgid: int) -> list[psutil.Process]:
+    """Live (non-zombie) processes of a process group."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
 def _stop_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
+    """SIGTERM the group (the mlflow CLI and its uvicorn workers), then SIGKILL; fail
+    loudly if anything survives, so a leak cannot go unnoticed."""
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace
+        while group_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not group_processes(proc.pid):
+            break
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+    left = group_processes(proc.pid)
+    if left:
+        raise PipelineError(f"mlflow models serve left processes behind: {[p.pid for p in left]}")
