@@ -1,5 +1,6 @@
 """Faults and sweeps against real processes: a tracking server killed mid-training, a stage
-SIGKILLed mid-epoch under `dvc repro`, and runs left RUNNING by dead processes.
+SIGKILLed mid-epoch under `dvc repro`, runs left RUNNING by dead processes, and a DVC
+experiment sweep grouped under one MLflow parent run.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from stages.lib.errors import PipelineError
 from stages.lib.params import PROJECT_ROOT, load_params
 from stages.lib.server import free_port, running_server
-from stages.lib.tracking import StageRun, process_tags, start_run
+from stages.lib.tracking import StageRun, process_tags, start_run, sweep_parent
 from tests.conftest import copy_repo, ran_stages, run, subprocess_env, tiny_flags, write_params
 
 SLEEPER = (
@@ -44,7 +45,7 @@ def experiment_env(uri: str, experiment: str) -> dict:
     return {**subprocess_env(), "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment}
 
 
-# ---- fast: the sweep of stale runs, failing fast -------------------------
+# ---- fast: the sweep of stale runs, the sweep parent, failing fast -------------------------
 
 
 def test_runs_left_running_by_dead_processes_are_ended_failed(tracking_server, monkeypatch):
@@ -83,6 +84,18 @@ def test_runs_left_running_by_dead_processes_are_ended_failed(tracking_server, m
         alive.terminate()  # SIGTERM: ends its run KILLED
         alive.wait(60)
     assert client.get_run(alive_run).info.status == "KILLED"
+
+
+def test_sweep_parent_is_created_once_and_never_left_running(tracking_server):
+    client = MlflowClient(tracking_server)
+    experiment_id = client.create_experiment("faults-sweep-parent")
+    first = sweep_parent(client, experiment_id, "lr sweep")
+    assert sweep_parent(client, experiment_id, "lr sweep") == first
+    assert sweep_parent(client, experiment_id, "other") != first
+    parent = client.get_run(first)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "lr sweep"
+    assert parent.data.tags["sweep"] == "lr sweep" and parent.data.tags["sweep.parent"] == "true"
+    assert len(client.search_runs([experiment_id])) == 2
 
 
 def test_a_call_to_a_dead_server_fails_fast_as_a_pipeline_error():
@@ -191,3 +204,83 @@ def test_server_killed_mid_training_fails_cleanly_and_recovers(tiny_pipeline, tm
         assert client.get_run(earlier.info.run_id).data.metrics == {"loss": 0.5}
         assert yaml.safe_load((out / "metrics/train_lstm.json").read_text())["epochs"] == 1
         assert (out / "models/lstm/mlflow_run.json").exists()
+
+
+# ---- slow: under dvc, in a temporary copy of the repo on the tiny profile ------------------
+
+DVC_EXPERIMENT = "faults-dvc"
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory, tracking_server) -> tuple[Path, dict]:
+    """A repo copy with ingest → split done on the tiny profile and committed as the baseline."""
+    repo = copy_repo(tmp_path_factory.mktemp("faults"))
+    env = experiment_env(tracking_server, DVC_EXPERIMENT)
+    run(["dvc", "exp", "run", "split", *tiny_flags()], repo, env)
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
+         "commit", "-q", "-m", "tiny baseline"], repo)
+    return repo, env
+
+
+def set_params(repo: Path, section: str, **values) -> None:
+    params = load_params(repo / "params.yaml")
+    params[section].update(values)
+    write_params(repo / "params.yaml", params)
+
+
+@pytest.mark.slow
+def test_stage_killed_mid_epoch_leaves_no_outputs_and_dvc_repro_recovers(tiny_repo, tmp_path):
+    repo, env = tiny_repo
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    set_params(repo, "train_lstm", epochs=60, early_stopping_patience=60)
+    log = tmp_path / "repro.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(["dvc", "repro", "train_lstm"], cwd=repo, env=env,
+                                stdout=sink, stderr=subprocess.STDOUT)
+    interrupted = wait_mid_training(client, DVC_EXPERIMENT, proc, log)
+    stage_pid = int(interrupted.data.tags["process.pid"])
+    assert stage_pid in {child.pid for child in psutil.Process(proc.pid).children(recursive=True)}
+    os.kill(stage_pid, signal.SIGKILL)  # as the OOM killer would: nothing can be cleaned up
+    assert proc.wait(timeout=120) != 0
+    assert "failed to reproduce 'train_lstm'" in log.read_text()
+
+    assert not (repo / "models/lstm").exists()
+    assert not list((repo / "models").glob(".lstm.*"))  # not even a temporary sibling
+    assert not (repo / "metrics/train_lstm.json").exists()
+    assert "train_lstm" not in load_params(repo / "dvc.lock")["stages"]  # DVC recorded nothing
+    assert client.get_run(interrupted.info.run_id).info.status == "RUNNING"  # SIGKILL: no goodbye
+
+    again = run(["dvc", "repro", "train_lstm"], repo, env)
+    assert ran_stages(again.stdout) == ["train_lstm"]  # the finished stages are not redone
+    assert interrupted.info.run_id in again.stdout  # reported as marked FAILED
+    swept = client.get_run(interrupted.info.run_id)
+    assert swept.info.status == "FAILED" and str(stage_pid) in swept.data.tags["process.ended"]
+    assert yaml.safe_load((repo / "metrics/train_lstm.json").read_text())["epochs"] == 60
+    assert (repo / "models/lstm/mlflow_run.json").exists()
+    assert "up to date" in run(["dvc", "status", "train_lstm"], repo, env).stdout
+
+
+@pytest.mark.slow
+def test_a_dvc_experiment_sweep_is_grouped_under_one_parent_run(tiny_repo):
+    repo, env = tiny_repo
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    for units in (12, 16):  # values no other test trains, so DVC's run cache cannot skip them
+        done = run(["dvc", "exp", "run", "train_lstm", "-S", "tracking.sweep=lstm-units",
+                    "-S", f"train_lstm.lstm_units={units}", "-S", "train_lstm.epochs=1",
+                    "-S", "train_lstm.early_stopping_patience=1"], repo, env)
+        assert ran_stages(done.stdout) == ["train_lstm"]
+
+    experiment_id = client.get_experiment_by_name(DVC_EXPERIMENT).experiment_id
+    grouped = client.search_runs([experiment_id], "tags.sweep = 'lstm-units'")
+    parents = [r for r in grouped if r.data.tags.get("sweep.parent") == "true"]
+    children = [r for r in grouped if r.data.tags.get("dvc.stage") == "train_lstm"]
+    assert len(parents) == 1 and len(children) == 2 == len(grouped) - 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "lstm-units"
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert {r.data.params["train_lstm.lstm_units"] for r in children} == {"12", "16"}
+    assert len({r.data.tags["dvc.exp.name"] for r in children}) == 2  # one DVC experiment each
+    assert all(r.info.status == "FINISHED" for r in children)
+    baseline = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    assert parent.data.tags["dvc.exp.baseline_rev"] == baseline

@@ -13,7 +13,9 @@ MLFLOW_EXPERIMENT_NAME override the `tracking:` section of params.yaml.
 Faults and sweeps:
 - every run records the host, PID and start time of its process; when a stage starts,
   runs of the experiment left RUNNING by a process of this host that is gone (SIGKILL,
-  OOM, a server that died before the run could be ended) are ended FAILED.
+  OOM, a server that died before the run could be ended) are ended FAILED;
+- with `tracking.sweep` set (`dvc exp run -S tracking.sweep=<name> ...`), every run is
+  nested under one parent run per sweep name, found by tag or created on first use.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 import mlflow  # noqa: E402
 import psutil  # noqa: E402
 import requests  # noqa: E402
+from mlflow.entities import Run  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow.utils.validation import (  # noqa: E402
@@ -289,14 +292,64 @@ def end_stale_runs(client: MlflowClient, experiment_id: str, ended_by: str) -> l
     return [stuck.info.run_id for stuck in stale]
 
 
-def _prepare_experiment(run: StageRun, stage: str) -> None:
-    """Select the experiment and end the runs that dead processes left RUNNING in it."""
+# ---- sweeps: one parent run per `tracking.sweep` name -------------------------------------
+
+_SWEEP_NAME = re.compile(r"[\w.:/ -]{1,200}")
+
+
+def sweep_name() -> str | None:
+    """`tracking.sweep` in params.yaml (`dvc exp run -S tracking.sweep=<name>`), or None."""
+    name = tracking_settings()["sweep"]
+    if name is None or name == "":
+        return None
+    if not _SWEEP_NAME.fullmatch(str(name)):
+        raise PipelineError(
+            f"tracking.sweep must be up to 200 letters, digits, spaces or . _ - : /, got {name!r}"
+        )
+    return str(name)
+
+
+def sweep_parent(client: MlflowClient, experiment_id: str, name: str) -> str:
+    """The id of the sweep's parent run, created on first use.
+
+    The parent only groups its children, so it is ended at once and never left RUNNING.
+    Should two stages create it at the same moment (a parallel queue), the older parent
+    is kept and the newer one deleted.
+    """
+    query = f"tags.sweep = '{name}' and tags.`sweep.parent` = 'true'"
+
+    def oldest() -> Run | None:
+        found = client.search_runs([experiment_id], query, max_results=1,
+                                   order_by=["attributes.start_time ASC"])
+        return found[0] if found else None
+
+    existing = oldest()
+    if existing:
+        return existing.info.run_id
+    tags = {"sweep": name, "sweep.parent": "true",
+            "dvc.exp.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")}
+    created = client.create_run(experiment_id, run_name=name,
+                                tags={key: value for key, value in tags.items() if value})
+    client.set_terminated(created.info.run_id, "FINISHED")
+    winner = oldest() or created
+    if winner.info.run_id != created.info.run_id:
+        client.delete_run(created.info.run_id)
+    return winner.info.run_id
+
+
+def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
+    """Select the experiment, end the runs dead processes left RUNNING in it, and return
+    the tags that put the new run under its sweep's parent (none outside a sweep)."""
     experiment_id = run.call(mlflow.set_experiment, experiment_name()).experiment_id
     client = MlflowClient(run.uri)
     stale = run.call(end_stale_runs, client, experiment_id, f"{stage} (pid {os.getpid()})")
     if stale:
         print(f"{stage}: marked FAILED {len(stale)} run(s) left RUNNING by a process that is "
               f"gone: {', '.join(stale)}", flush=True)
+    name = sweep_name()
+    if name is None:
+        return {}
+    return {"sweep": name, "mlflow.parentRunId": run.call(sweep_parent, client, experiment_id, name)}
 
 
 @contextlib.contextmanager
@@ -327,14 +380,15 @@ def start_run(
 
     Logs `params` (flattened), the tags of `run_tags` and `process_tags`, and at the end
     the metric `mlflow_logging_seconds`. Before the run starts, runs that dead processes
-    left RUNNING are ended (end_stale_runs). A server that does not answer is a PipelineError.
+    left RUNNING are ended (end_stale_runs), and within a sweep the run is nested under
+    the sweep's parent run. A server that does not answer is a PipelineError.
     """
     uri = tracking_uri()
     require_server(uri)  # before any mlflow call, so nothing local (./mlruns) gets created
     tags = {**run_tags(stage, input_paths), **process_tags(), **(extra_tags or {})}
     run = StageRun(uri)
     run.call(mlflow.set_tracking_uri, uri)
-    _prepare_experiment(run, stage)
+    tags.update(_prepare_experiment(run, stage))
     run.run_id = run.call(mlflow.start_run, run_name=run_name or stage, tags=tags).info.run_id
     try:
         with _sigterm_as_interrupt():
