@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "backend_store": "mlflow/mlflow.db",
     "artifact_root": "mlflow/artifacts",
     "experiment": "fake-news",
+    "sweep": None,  # read by stages.lib.tracking: the parent run grouping a sweep's runs
 }
 
 # The server must not phone home, and the job-execution consumer (an extra process used for

@@ -9,6 +9,13 @@
 The tracking server must be running (`make server`, or `python -m stages.lib.server start`);
 stages never fall back to a local ./mlruns folder. MLFLOW_TRACKING_URI and
 MLFLOW_EXPERIMENT_NAME override the `tracking:` section of params.yaml.
+
+Faults and sweeps:
+- every run records the host, PID and start time of its process; when a stage starts,
+  runs of the experiment left RUNNING by a process of this host that is gone (SIGKILL,
+  OOM, a server that died before the run could be ended) are ended FAILED;
+- with `tracking.sweep` set (`dvc exp run -S tracking.sweep=<name> ...`), every run is
+  nested under one parent run per sweep name, found by tag or created on first use.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,8 +41,11 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 
 import mlflow  # noqa: E402
+import psutil  # noqa: E402
 import requests  # noqa: E402
+from mlflow.entities import Run  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow.utils.validation import (  # noqa: E402
     MAX_ENTITY_KEY_LENGTH,
     MAX_PARAM_VAL_LENGTH,
@@ -43,7 +54,7 @@ from mlflow.utils.validation import (  # noqa: E402
 
 from stages.lib.errors import PipelineError  # noqa: E402
 from stages.lib.params import PROJECT_ROOT, project_path  # noqa: E402
-from stages.lib.server import server_config, server_healthy, tracking_settings  # noqa: E402
+from stages.lib.server import _alive, server_config, server_healthy, tracking_settings  # noqa: E402
 
 T = TypeVar("T")
 
@@ -79,13 +90,20 @@ def connect() -> str:
     return uri
 
 
-def _server_lost(err: BaseException, uri: str) -> PipelineError | None:
-    """A PipelineError when `err` is a failed request to a server that no longer answers."""
+def _server_lost(err: BaseException, uri: str, run_id: str | None = None) -> PipelineError | None:
+    """A PipelineError when `err` is a failed request to a server that no longer answers.
+
+    One line that says what to do: the run cannot be ended without the server, so it is
+    left RUNNING, and the next stage to start marks it FAILED (see end_stale_runs).
+    """
     if isinstance(err, (MlflowException, requests.RequestException, OSError)):
         try:
             require_server(uri, timeout=2.0)
         except PipelineError as lost:
-            return PipelineError(f"lost the connection while logging to MLflow: {lost}")
+            run = f" during run {run_id}" if run_id else ""
+            after = (f" Then rerun the stage (e.g. `dvc repro`); it marks run {run_id} FAILED."
+                     if run_id else "")
+            return PipelineError(f"lost the connection to MLflow{run}: {lost}{after}")
     return None
 
 
@@ -198,7 +216,7 @@ class StageRun:
         try:
             return func(*args, **kwargs)
         except Exception as err:
-            lost = _server_lost(err, self.uri)
+            lost = _server_lost(err, self.uri, self.run_id)
             if lost:
                 raise lost from err
             raise
@@ -228,6 +246,112 @@ def _metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {_key(key): float(value) for key, value in flatten(metrics).items()}
 
 
+# ---- runs left RUNNING by processes that are gone ----------------------------------------
+
+
+def process_tags() -> dict[str, str]:
+    """The process that owns a run: host, PID, and start time (which tells a reused PID apart)."""
+    me = psutil.Process()
+    return {
+        "process.host": socket.gethostname(),
+        "process.pid": str(me.pid),
+        "process.started": f"{me.create_time():.3f}",
+    }
+
+
+def _owner_gone(tags: Mapping[str, str]) -> bool:
+    """Whether the process named by a run's process tags (on this host) has exited."""
+    try:
+        proc = psutil.Process(int(tags["process.pid"]))
+        reused = abs(proc.create_time() - float(tags["process.started"])) > 1.0
+        return reused or not _alive(proc)
+    except psutil.NoSuchProcess:
+        return True
+    except (KeyError, ValueError, psutil.Error):
+        return False  # cannot tell, so leave the run alone
+
+
+def end_stale_runs(client: MlflowClient, experiment_id: str, ended_by: str) -> list[str]:
+    """End FAILED the experiment's RUNNING runs whose process on this host is gone; their ids.
+
+    A run stays RUNNING when its process cannot end it: SIGKILL, the OOM killer, or a
+    tracking server that died first. Runs from other hosts are left alone (their processes
+    cannot be checked from here), and so are runs without process tags.
+    """
+    host = socket.gethostname()
+    query = f"attributes.status = 'RUNNING' and tags.`process.host` = '{host}'"
+    stale = [r for r in client.search_runs([experiment_id], query, max_results=1000)
+             if _owner_gone(r.data.tags)]
+    for stuck in stale:
+        client.set_tag(
+            stuck.info.run_id, "process.ended",
+            f"process {stuck.data.tags['process.pid']} on {host} exited without ending this run "
+            f"(killed, or it lost the tracking server); marked FAILED by {ended_by}",
+        )
+        client.set_terminated(stuck.info.run_id, "FAILED")
+    return [stuck.info.run_id for stuck in stale]
+
+
+# ---- sweeps: one parent run per `tracking.sweep` name -------------------------------------
+
+_SWEEP_NAME = re.compile(r"[\w.:/ -]{1,200}")
+
+
+def sweep_name() -> str | None:
+    """`tracking.sweep` in params.yaml (`dvc exp run -S tracking.sweep=<name>`), or None."""
+    name = tracking_settings()["sweep"]
+    if name is None or name == "":
+        return None
+    if not _SWEEP_NAME.fullmatch(str(name)):
+        raise PipelineError(
+            f"tracking.sweep must be up to 200 letters, digits, spaces or . _ - : /, got {name!r}"
+        )
+    return str(name)
+
+
+def sweep_parent(client: MlflowClient, experiment_id: str, name: str) -> str:
+    """The id of the sweep's parent run, created on first use.
+
+    The parent only groups its children, so it is ended at once and never left RUNNING.
+    Should two stages create it at the same moment (a parallel queue), the older parent
+    is kept and the newer one deleted.
+    """
+    query = f"tags.sweep = '{name}' and tags.`sweep.parent` = 'true'"
+
+    def oldest() -> Run | None:
+        found = client.search_runs([experiment_id], query, max_results=1,
+                                   order_by=["attributes.start_time ASC"])
+        return found[0] if found else None
+
+    existing = oldest()
+    if existing:
+        return existing.info.run_id
+    tags = {"sweep": name, "sweep.parent": "true",
+            "dvc.exp.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")}
+    created = client.create_run(experiment_id, run_name=name,
+                                tags={key: value for key, value in tags.items() if value})
+    client.set_terminated(created.info.run_id, "FINISHED")
+    winner = oldest() or created
+    if winner.info.run_id != created.info.run_id:
+        client.delete_run(created.info.run_id)
+    return winner.info.run_id
+
+
+def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
+    """Select the experiment, end the runs dead processes left RUNNING in it, and return
+    the tags that put the new run under its sweep's parent (none outside a sweep)."""
+    experiment_id = run.call(mlflow.set_experiment, experiment_name()).experiment_id
+    client = MlflowClient(run.uri)
+    stale = run.call(end_stale_runs, client, experiment_id, f"{stage} (pid {os.getpid()})")
+    if stale:
+        print(f"{stage}: marked FAILED {len(stale)} run(s) left RUNNING by a process that is "
+              f"gone: {', '.join(stale)}", flush=True)
+    name = sweep_name()
+    if name is None:
+        return {}
+    return {"sweep": name, "mlflow.parentRunId": run.call(sweep_parent, client, experiment_id, name)}
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """`kill` (SIGTERM, as sent by CI timeouts and process managers) ends the run KILLED
@@ -254,15 +378,17 @@ def start_run(
 ) -> Iterator[StageRun]:
     """An MLflow run for one stage, ended FINISHED, FAILED (exception) or KILLED (Ctrl-C).
 
-    Logs `params` (flattened), the tags of `run_tags`, and at the end the metric
-    `mlflow_logging_seconds`. A server that does not answer is a PipelineError.
+    Logs `params` (flattened), the tags of `run_tags` and `process_tags`, and at the end
+    the metric `mlflow_logging_seconds`. Before the run starts, runs that dead processes
+    left RUNNING are ended (end_stale_runs), and within a sweep the run is nested under
+    the sweep's parent run. A server that does not answer is a PipelineError.
     """
     uri = tracking_uri()
     require_server(uri)  # before any mlflow call, so nothing local (./mlruns) gets created
-    tags = {**run_tags(stage, input_paths), **(extra_tags or {})}
+    tags = {**run_tags(stage, input_paths), **process_tags(), **(extra_tags or {})}
     run = StageRun(uri)
     run.call(mlflow.set_tracking_uri, uri)
-    run.call(mlflow.set_experiment, experiment_name())
+    tags.update(_prepare_experiment(run, stage))
     run.run_id = run.call(mlflow.start_run, run_name=run_name or stage, tags=tags).info.run_id
     try:
         with _sigterm_as_interrupt():
@@ -273,7 +399,7 @@ def start_run(
         status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):  # the server may be the thing that failed
             mlflow.end_run(status)
-        lost = _server_lost(err, uri) if not isinstance(err, PipelineError) else None
+        lost = _server_lost(err, uri, run.run_id) if not isinstance(err, PipelineError) else None
         if lost:
             raise lost from err
         raise
