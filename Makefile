@@ -23,7 +23,8 @@ $(STAMP): requirements.txt constraints.txt
 venv: $(STAMP)  ## create .venv and install requirements (only when they changed)
 
 repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
-	@if python -c 'import stages.lib.server' 2>/dev/null; then python -m stages.lib.server start; fi
+	@if [ -n "$$MLFLOW_TRACKING_URI" ]; then echo "tracking at $$MLFLOW_TRACKING_URI (MLFLOW_TRACKING_URI): no local server started"; \
+	else python -m stages.lib.server start; fi
 	dvc repro
 
 test: $(STAMP)  ## run the test suite

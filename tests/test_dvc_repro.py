@@ -7,12 +7,15 @@ reruns only train_bert and evaluate.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import copy_repo, ran_stages, run, subprocess_env, tiny_flags
+from tests.test_readme import NOT_RUN_HERE, README, runnable_blocks
 
 pytestmark = pytest.mark.slow
 
@@ -50,10 +53,16 @@ def test_dag_chains_the_seven_stages(repo):
     assert dag_edges(repo) == EXPECTED_EDGES
 
 
-def test_full_repro_then_noop_then_only_what_changed(repo, env, tracking_server):
+@pytest.fixture(scope="module")
+def first_run(repo, env):
+    """The tiny profile through all seven stages, once per module."""
     # its own registered model, so the in-process tests sharing the server start clean
-    first = run(["dvc", "exp", "run", *tiny_flags(), "-S", "evaluate.registered_model=dvc-repro"],
-                repo, env)
+    return run(["dvc", "exp", "run", *tiny_flags(), "-S", "evaluate.registered_model=dvc-repro"],
+               repo, env)
+
+
+def test_full_repro_then_noop_then_only_what_changed(repo, env, tracking_server, first_run):
+    first = first_run
     assert ran_stages(first.stdout) == ALL_STAGES
     split = json.loads((repo / "metrics/split.json").read_text())
     assert sum(part["rows"] for part in split.values()) == 60
@@ -79,3 +88,20 @@ def test_full_repro_then_noop_then_only_what_changed(repo, env, tracking_server)
 
     changed = run(["dvc", "exp", "run", "-S", "train_bert.learning_rate=0.0001"], repo, env)
     assert ran_stages(changed.stdout) == ["train_bert", "evaluate"]
+
+
+def test_readme_commands_run(repo, env, first_run):
+    """The README's quick start and everyday workflow, run as written in the reproduced copy.
+
+    Blocks marked `<!-- tested -->` run line by line; `make test` is skipped because it is
+    what `.ci/run` itself runs. MLFLOW_TRACKING_URI points at the session's server, as a
+    team's shared server would, so `make repro` starts none.
+    """
+    (repo / ".venv").symlink_to(Path(sys.executable).resolve().parents[1], target_is_directory=True)
+    outputs = {}
+    for block in runnable_blocks(README.read_text(encoding="utf-8")):
+        for command in block:
+            if command not in NOT_RUN_HERE:
+                outputs[command] = run(["bash", "-c", command], repo, env).stdout
+    assert "champion" in next(out for cmd, out in outputs.items() if "promote show" in cmd)
+    assert ran_stages(outputs["make repro"]) == []  # first_run already reproduced everything

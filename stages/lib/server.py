@@ -396,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     config = server_config(args.workdir, args.port, **paths)
     if args.action == "stop":
         stop_server(ServerHandle(config, _read_pid(config)))
+    elif args.action == "status" and os.environ.get("MLFLOW_TRACKING_URI"):
+        uri = os.environ["MLFLOW_TRACKING_URI"]  # a team's server: only its health is ours to see
+        healthy = server_healthy(uri)
+        print(f"MLflow server (MLFLOW_TRACKING_URI): {'healthy' if healthy else 'not answering'} at {uri}")
+        return 0 if healthy else 1
     elif args.action == "status":
         healthy, message = server_status(config)
         print(f"MLflow server: {message}")
