@@ -78,7 +78,10 @@ def test_python_pip_and_dvc_caches():
     (python,) = step_using("actions/setup-python")
     assert str(python["with"]["python-version"]) == "3.11" and python["with"]["cache"] == "pip"
     assert python["with"]["cache-dependency-path"].split() == ["requirements.txt", "constraints.txt"]
-    assert ".dvc/cache" in [s["with"]["path"] for s in step_using("actions/cache")]
+    cached = [s["with"]["path"] for s in step_using("actions/cache")]
+    assert ".dvc/cache" in cached
+    # actions/cache rejects '.' and '..' in paths at run time; the schema does not know
+    assert not [path for path in cached if {".", ".."} & set(Path(path).parts)]
 
 
 def test_uploads_metrics_and_plots_even_when_tests_fail():
@@ -94,9 +97,9 @@ def test_uploads_metrics_and_plots_even_when_tests_fail():
 def test_offline_data_comes_from_the_secret_and_is_checked():
     text = WORKFLOW.read_text(encoding="utf-8")
     assert "${{ secrets.SHARED_DATA_URL }}" in text
-    check = [s for s in steps() if "sha256sum --check" in s.get("run", "")]
-    assert check and check[0]["working-directory"] == "../shared/data"
-    assert str(CHECKSUMS.relative_to(PROJECT_ROOT)) in check[0]["run"]
+    (check,) = [s for s in steps() if "sha256sum --check" in s.get("run", "")]
+    assert "cd ../shared/data" in check["run"]
+    assert str(CHECKSUMS.relative_to(PROJECT_ROOT)) in check["run"]
 
 
 def test_pinned_checksums_match_sources_and_the_local_data(shared_data):
