@@ -139,7 +139,7 @@ def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _git(*args: str) -> str | None:
+def git_output(*args: str) -> str | None:
     """Output of a read-only git command in the project, or None when it fails."""
     try:
         result = subprocess.run(
@@ -178,12 +178,12 @@ def _dep_tag(value: str | Path) -> tuple[str, str]:
 def run_tags(stage: str, input_paths: Sequence[str | Path]) -> dict[str, str]:
     """Tags tying a run to its code (git), its DVC stage and inputs, and its command line."""
     # dvc.lock is rewritten by `dvc repro` after every stage, so it does not count as a change.
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock")
+    status = git_output("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock")
     script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
     tags = {
-        "git.commit": _git("rev-parse", "HEAD") or "unknown",
+        "git.commit": git_output("rev-parse", "HEAD") or "unknown",
         "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
-        "git.branch": _git("symbolic-ref", "--short", "-q", "HEAD") or "detached",
+        "git.branch": git_output("symbolic-ref", "--short", "-q", "HEAD") or "detached",
         "dvc.stage": stage,
         "command": shlex.join(sys.orig_argv),  # as typed: `python -m stages.train ...`
         "mlflow.source.name": (

@@ -1,0 +1,220 @@
+"""Trace an MLflow run back to the code, data and params that produced it.
+
+    python -m stages.trace <run_id>                       # commit, dirty flag, inputs, params, command
+    python -m stages.trace <run_id> --checkout            # restore them in this repository
+    python -m stages.trace <run_id> --checkout --dry-run  # print the restore commands only
+
+Reads the tags every stage run carries (stages.lib.tracking.run_tags): git.commit,
+git.dirty, dvc.stage, dvc.dep.<path> (the DVC md5 of each input), command, and under
+`dvc exp run` dvc.exp.name. Restoring is `git checkout <commit>` then `dvc checkout`;
+for a run made by `dvc exp run` it is `dvc exp apply <name>` instead of `dvc checkout`,
+because the experiment's params (and uncommitted code) live in the experiment, not in
+the commit. Afterwards every recorded input is hashed again and compared with the run.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from stages.lib.errors import PipelineError, cli_errors
+
+DEP_PREFIX = "dvc.dep."
+
+
+@dataclass(frozen=True)
+class RunTrace:
+    """What a run's tags and params say about where it came from."""
+
+    run_id: str
+    stage: str
+    status: str
+    commit: str | None  # None when the run was logged outside git
+    dirty: str  # "true", "false" or "unknown", as tagged
+    command: str
+    exp_name: str | None
+    deps: dict[str, str]  # path as dvc.yaml spells it -> DVC md5 ("missing" if absent)
+    params: dict[str, str]
+
+    @property
+    def code_may_differ(self) -> bool:
+        """The commit alone may not hold the code that ran (an experiment holds its own)."""
+        return self.dirty != "false" and not self.exp_name
+
+
+def trace_from_run(run: Any) -> RunTrace:
+    """A RunTrace from an mlflow.entities.Run."""
+    tags, info = run.data.tags, run.info
+    commit = tags.get("git.commit")
+    return RunTrace(
+        run_id=info.run_id,
+        stage=tags.get("dvc.stage", "?"),
+        status=info.status,
+        commit=None if commit in (None, "", "unknown") else commit,
+        dirty=tags.get("git.dirty", "unknown"),
+        command=tags.get("command", "?"),
+        exp_name=tags.get("dvc.exp.name"),
+        deps={k[len(DEP_PREFIX):]: v for k, v in sorted(tags.items()) if k.startswith(DEP_PREFIX)},
+        params=dict(sorted(run.data.params.items())),
+    )
+
+
+def describe(trace: RunTrace) -> str:
+    """The human-readable report `python -m stages.trace <run_id>` prints."""
+    lines = [
+        f"run      {trace.run_id}  (stage {trace.stage}, {trace.status})",
+        f"commit   {trace.commit or 'unknown (not logged from a git checkout)'}",
+        f"dirty    {trace.dirty}" + dirty_note(trace),
+        f"command  {trace.command}",
+    ]
+    if trace.exp_name:
+        lines.append(f"dvc exp  {trace.exp_name}")
+    lines.append("inputs (DVC md5)" if trace.deps else "inputs   none recorded")
+    lines += [f"  {path}  {md5}" for path, md5 in trace.deps.items()]
+    lines.append("params" if trace.params else "params   none")
+    lines += [f"  {key} = {value}" for key, value in trace.params.items()]
+    return "\n".join(lines)
+
+
+def dirty_note(trace: RunTrace) -> str:
+    if trace.code_may_differ:
+        return "  (uncommitted changes when it ran: the code may differ from the commit)"
+    if trace.exp_name and trace.dirty != "false":
+        return "  (as under every `dvc exp run`: the experiment holds those changes)"
+    return ""
+
+
+def restore_commands(trace: RunTrace) -> list[list[str]]:
+    """The commands that bring this repository back to the run's code and data."""
+    if trace.commit is None:
+        raise PipelineError(f"run {trace.run_id} has no git.commit tag: it was not logged "
+                            "from a git checkout, so there is nothing to check out")
+    data = ["dvc", "exp", "apply", trace.exp_name] if trace.exp_name else ["dvc", "checkout"]
+    return [["git", "checkout", trace.commit], data]
+
+
+def check_restorable(trace: RunTrace, worktree_status: str | None, allow_dirty_run: bool) -> None:
+    """Raise PipelineError when a checkout would lose work or restore the wrong code."""
+    if worktree_status is None:
+        raise PipelineError("this project is not a git checkout; cannot check out a commit")
+    if worktree_status:
+        raise PipelineError("the working tree has uncommitted changes, which a checkout could "
+                            "overwrite or mix in; commit or stash them first:\n" + worktree_status)
+    if trace.code_may_differ and not allow_dirty_run:
+        what = ("its code had uncommitted changes" if trace.dirty == "true"
+                else "nobody knows whether its code had uncommitted changes")
+        raise PipelineError(
+            f"run {trace.run_id} ran with git.dirty={trace.dirty}: {what} on top of "
+            f"{trace.commit}, so checking that commit out may not give the code that ran. "
+            "Pass --allow-dirty-run to check it out anyway."
+        )
+
+
+def differing_inputs(trace: RunTrace) -> list[str]:
+    """The recorded inputs whose DVC md5 in this repository is not the run's."""
+    from stages.lib.params import project_path
+    from stages.lib.tracking import path_hash
+
+    def current(path: str) -> str:
+        target = project_path(path)
+        return path_hash(target) if target.exists() else "missing"
+
+    return [path for path, md5 in trace.deps.items() if current(path) != md5]
+
+
+# ---- talking to the server and the repository ---------------------------------------------
+
+
+def fetch_trace(run_id: str) -> RunTrace:
+    """The run's trace from the tracking server that the stages log to."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from stages.lib.tracking import connect
+
+    uri = connect()
+    try:
+        return trace_from_run(MlflowClient(uri).get_run(run_id))
+    except MlflowException as err:
+        raise PipelineError(f"no run {run_id!r} on the tracking server {uri}: {err.message}") from None
+
+
+def execute(command: list[str]) -> bool:
+    """Run one restore command in the project, output shown; dvc via this interpreter."""
+    from stages.lib.params import PROJECT_ROOT
+
+    argv = [sys.executable, "-m", "dvc", *command[1:]] if command[0] == "dvc" else command
+    print(f"$ {shlex.join(command)}", flush=True)
+    return subprocess.run(argv, cwd=PROJECT_ROOT).returncode == 0
+
+
+def restore(trace: RunTrace, dry_run: bool, allow_dirty_run: bool) -> None:
+    """--checkout: refuse what is unsafe, then print (dry_run) or run the commands."""
+    from stages.lib.tracking import git_output
+
+    commands = restore_commands(trace)
+    check_restorable(trace, git_output("status", "--porcelain", "--untracked-files=no"),
+                     allow_dirty_run)
+    if trace.code_may_differ:
+        print(f"warning: run {trace.run_id} ran on uncommitted changes; the code checked out "
+              "may differ from the code that ran", file=sys.stderr)
+    if dry_run:
+        print("\n".join(shlex.join(command) for command in commands))
+    else:
+        run_restore(trace, *commands)
+
+
+def run_restore(trace: RunTrace, code_command: list[str], data_command: list[str]) -> None:
+    """Check out code then data, and hold the result against the run's recorded inputs."""
+    if not execute(code_command):
+        raise PipelineError(f"`{shlex.join(code_command)}` failed (output above)")
+    # `dvc checkout` also fails for outputs of stages unrelated to this run that are not in
+    # the cache (never built here); what counts is whether the run's own inputs came back.
+    data_ok = execute(data_command)
+    differing = differing_inputs(trace)
+    if differing:
+        why = ("DVC could not restore them (output above): `dvc pull` (`dvc exp pull` for an "
+               "experiment) fetches them, `dvc repro` rebuilds them" if not data_ok else
+               "they are outside the repository or not tracked by DVC")
+        raise PipelineError(f"checked out {trace.commit}, but these inputs differ from the "
+                            f"run's: {', '.join(differing)}; {why}")
+    if not data_ok:
+        print(f"note: `{shlex.join(data_command)}` could not restore everything (see above), "
+              "but all of this run's inputs are back", file=sys.stderr)
+    print(f"restored: {len(trace.deps)} recorded input(s) match run {trace.run_id}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.trace", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="The tracking server is MLFLOW_TRACKING_URI, else the `tracking:` section of "
+               "params.yaml (start it with `make server`).",
+    )
+    parser.add_argument("run_id", help="the MLflow run id (Run ID in the UI, or mlflow_run.json)")
+    parser.add_argument("--checkout", action="store_true",
+                        help="restore the run's commit and DVC data in this repository; "
+                             "refused on a dirty working tree")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="with --checkout: print the commands, run nothing")
+    parser.add_argument("--allow-dirty-run", action="store_true",
+                        help="with --checkout: check out even if the run had uncommitted changes")
+    return parser
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if (args.dry_run or args.allow_dirty_run) and not args.checkout:
+        raise PipelineError("--dry-run and --allow-dirty-run only apply with --checkout")
+    trace = fetch_trace(args.run_id)
+    print(describe(trace), flush=True)
+    if args.checkout:
+        restore(trace, args.dry_run, args.allow_dirty_run)
+
+
+if __name__ == "__main__":
+    main()
