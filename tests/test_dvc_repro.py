@@ -97,7 +97,8 @@ def test_readme_commands_run(repo, env, first_run):
     what `.ci/run` itself runs. MLFLOW_TRACKING_URI points at the session's server, as a
     team's shared server would, so `make repro` starts none.
     """
-    (repo / ".venv").symlink_to(Path(sys.executable).resolve().parents[1], target_is_directory=True)
+    # sys.prefix is the venv itself; resolving sys.executable would lead to the base Python
+    (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     outputs = {}
     for block in runnable_blocks(README.read_text(encoding="utf-8")):
         for command in block:

@@ -384,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _local_flags(args: argparse.Namespace) -> bool:
+    """Whether the command names a local server explicitly (then MLFLOW_TRACKING_URI is not it)."""
+    return args.port is not None or args.workdir != str(PROJECT_ROOT) or args.backend_store is not None
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -396,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     config = server_config(args.workdir, args.port, **paths)
     if args.action == "stop":
         stop_server(ServerHandle(config, _read_pid(config)))
-    elif args.action == "status" and os.environ.get("MLFLOW_TRACKING_URI"):
+    elif args.action == "status" and os.environ.get("MLFLOW_TRACKING_URI") and not _local_flags(args):
         uri = os.environ["MLFLOW_TRACKING_URI"]  # a team's server: only its health is ours to see
         healthy = server_healthy(uri)
         print(f"MLflow server (MLFLOW_TRACKING_URI): {'healthy' if healthy else 'not answering'} at {uri}")
