@@ -37,6 +37,7 @@ import yaml
 
 from stages.lib.io import read_json, write_json
 from stages.lib.params import PROJECT_ROOT
+from stages.lib.sandbox import TINY_PROFILE
 
 STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
 TRAINING_STAGES = ["train_lstm", "train_bert"]
@@ -46,13 +47,6 @@ ARTICLE_REFERENCES = {
     "article LSTM (2,095 headlines)": 0.594,
     "article BERT (2,095 headlines)": 0.613,
     "article GloVe LSTM (full articles)": 0.918,
-}
-TINY_PROFILE = {  # the same tiny profile the tests use, for a quick check of the harness
-    "ingest": {"max_rows_per_label": 30},
-    "embed": {"max_length": 12},
-    "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16},
-    "train_bert": {"epochs": 1, "seq_length": 16, "batch_size": 16},
-    "evaluate": {"bootstrap_resamples": 50},
 }
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.lib.sandbox import TINY_PROFILE
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
@@ -66,15 +68,9 @@ def ran_stages(output: str) -> list[str]:
 
 # --- a tiny pipeline run in-process, and a real tracking server -------------------
 
-# The tiny profile: a few dozen headlines, one epoch, short sequences. In-process tests
-# write it into a temp params file; `dvc repro` tests apply it with `dvc exp run -S`.
-TINY_STAGE_PARAMS = {
-    "ingest": {"max_rows_per_label": 30},
-    "embed": {"max_length": 12},
-    "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16},
-    "train_bert": {"epochs": 1, "seq_length": 16, "batch_size": 16},
-    "evaluate": {"bootstrap_resamples": 50},
-}
+# In-process tests write the tiny profile into a temp params file; `dvc repro` tests
+# apply it with `dvc exp run -S`.
+TINY_STAGE_PARAMS = TINY_PROFILE
 
 
 def tiny_flags() -> list[str]:
