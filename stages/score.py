@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from stages.ingest import read_csv_file
 from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.io import atomic_path, read_json
+from stages.lib.io import read_json, write_csv
 from stages.lib.params import DEFAULT_PARAMS, stage_params
 from stages.lib.schema import require_columns
 
@@ -176,8 +176,7 @@ def separator_for(path: Path | str) -> str:
 def write_table(frame: pd.DataFrame, target: Path, sep: str) -> None:
     if target.is_dir():  # atomic_path would replace the whole folder
         raise PipelineError(f"{target}: is a folder; give --output a file name")
-    with atomic_path(target) as tmp:
-        frame.to_csv(tmp, sep=sep, index=False)  # the temp keeps the name: .gz etc. still compress
+    write_csv(frame, target, sep)
 
 
 def _positive_int(text: str) -> int:

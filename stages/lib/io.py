@@ -50,9 +50,9 @@ def write_parquet(frame: pd.DataFrame, target: Path | str) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def write_csv(frame: pd.DataFrame, target: Path | str) -> None:
+def write_csv(frame: pd.DataFrame, target: Path | str, sep: str = ",") -> None:
     with atomic_path(target) as tmp:
-        frame.to_csv(tmp, index=False)
+        frame.to_csv(tmp, sep=sep, index=False)  # the temp keeps the name: .gz still compresses
 
 
 def read_json(path: Path | str) -> Any:
