@@ -312,7 +312,11 @@ class _Dense(tf.Module):
         self.bias = tf.Variable(weights[f"{prefix}.bias"], name="bias")
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.matmul(x, self.kernel) + self.bias
+        # [b, s, h] @ [h, k] would run as a batched matmul, about half the speed on CPU of
+        # the plain 2-D MatMul over all b*s rows.
+        rows = tf.reshape(x, [-1, tf.shape(x)[-1]])
+        out_shape = tf.concat([tf.shape(x)[:-1], tf.shape(self.kernel)[1:]], axis=0)
+        return tf.reshape(tf.matmul(rows, self.kernel) + self.bias, out_shape)
 
 
 class _LayerNorm(tf.Module):
