@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from stages.lib.errors import PipelineError
-from stages.lib.training import compile_binary, early_stopping, set_seeds
+from stages.lib.training import compile_binary, early_stopping, learning_rate, set_seeds
 
 
 @pytest.mark.parametrize("monitor, mode", [("val_loss", "min"), ("val_auc", "max"),
@@ -34,3 +34,20 @@ def test_compiled_model_reports_validation_auc_each_epoch():
                                                    "early_stopping_patience": 1})])
     assert {"auc", "val_auc", "accuracy", "val_loss"} <= set(history.history)
     assert history.history["val_auc"][-1] > 0.9  # a separable problem is learnt
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    params = {"learning_rate": 1e-3, "lr_schedule": "linear", "warmup_fraction": 0.1, "epochs": 2}
+    schedule = learning_rate(params, steps_per_epoch=50)  # 100 steps, 10 of warm-up
+    rates = [float(schedule(step)) for step in range(100)]
+    assert rates[0] == pytest.approx(1e-4)
+    assert rates[9] == pytest.approx(1e-3)
+    assert max(rates) == pytest.approx(1e-3)
+    assert rates[10:] == sorted(rates[10:], reverse=True)
+    assert rates[99] == pytest.approx(1e-3 / 90)
+
+
+def test_constant_schedule_is_the_number_and_unknown_ones_are_params_errors():
+    assert learning_rate({"learning_rate": 3e-5}, steps_per_epoch=10) == 3e-5
+    with pytest.raises(PipelineError, match="lr_schedule.*'cosine'"):
+        learning_rate({"learning_rate": 3e-5, "lr_schedule": "cosine", "epochs": 1}, 10)

@@ -117,11 +117,14 @@ class SavedModelHeadlineModel(HeadlineModel):
     def score(self, titles):
         import tensorflow as tf
 
-        out = []
+        # Batches of similar length: the model pads each batch only to its longest title.
+        order = np.argsort([len(t) for t in titles], kind="stable")
+        probabilities = np.empty(len(titles))
         for i in range(0, len(titles), self.batch_size):
-            result = self.serve(tf.constant(titles[i:i + self.batch_size]))
-            out.append(next(iter(result.values())).numpy().reshape(-1))
-        return np.concatenate(out)
+            rows = order[i:i + self.batch_size]
+            result = self.serve(tf.constant([titles[r] for r in rows]))
+            probabilities[rows] = next(iter(result.values())).numpy().reshape(-1)
+        return probabilities
 
 
 class CleanedTokensHeadlineModel(HeadlineModel):

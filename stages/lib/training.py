@@ -22,8 +22,37 @@ def set_seeds(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def compile_binary(model, learning_rate: float) -> None:
-    """Adam and binary cross-entropy, tracking accuracy and ROC-AUC every epoch."""
+def learning_rate(params: dict[str, Any], steps_per_epoch: int):
+    """`learning_rate`, held constant or, with `lr_schedule: linear`, warmed up linearly
+    over the first `warmup_fraction` of all steps and then decayed linearly to zero (the
+    BERT fine-tuning recipe)."""
+    import tensorflow as tf
+
+    peak = float(params["learning_rate"])
+    schedule = params.get("lr_schedule", "constant")
+    if schedule == "constant":
+        return peak
+    if schedule != "linear":
+        raise PipelineError(f"params.yaml: lr_schedule must be constant or linear, not {schedule!r}")
+    total = max(1, int(params["epochs"]) * steps_per_epoch)
+    warmup = int(float(params.get("warmup_fraction", 0.0)) * total)
+
+    class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = tf.cast(step, tf.float32)
+            rising = peak * (step + 1) / max(1, warmup)
+            falling = peak * tf.maximum(0.0, (total - step) / max(1, total - warmup))
+            return tf.where(step < warmup, rising, falling)
+
+        def get_config(self):
+            return {"peak": peak, "total_steps": total, "warmup_steps": warmup}
+
+    return WarmupLinearDecay()
+
+
+def compile_binary(model, learning_rate) -> None:
+    """Adam (learning_rate: a number or a Keras schedule) and binary cross-entropy,
+    tracking accuracy and ROC-AUC every epoch."""
     import tensorflow as tf
 
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
