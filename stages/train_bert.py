@@ -92,6 +92,7 @@ def train(train: pd.DataFrame, val: pd.DataFrame, params: dict[str, Any],
     model = build_model(params, steps_per_epoch=-(-len(train) // batch_size))
     preprocessor = model.bert_preprocessor
     train_batches = length_grouped_batches(preprocessor, train, batch_size, group, seed, shuffle=True)
+    # One group spanning the whole split: validation batches simply run shortest first.
     val_batches = length_grouped_batches(preprocessor, val, batch_size, len(val), seed, shuffle=False)
     history = model.fit(
         train_batches, validation_data=val_batches, epochs=int(params["epochs"]),

@@ -47,7 +47,11 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
     assert rates[99] == pytest.approx(1e-3 / 90)
 
 
-def test_constant_schedule_is_the_number_and_unknown_ones_are_params_errors():
+def test_constant_schedule_is_the_number_and_bad_settings_are_params_errors():
     assert learning_rate({"learning_rate": 3e-5}, steps_per_epoch=10) == 3e-5
     with pytest.raises(PipelineError, match="lr_schedule.*'cosine'"):
         learning_rate({"learning_rate": 3e-5, "lr_schedule": "cosine", "epochs": 1}, 10)
+    for fraction in (-0.1, 1.0):
+        with pytest.raises(PipelineError, match=f"warmup_fraction.*{fraction}"):
+            learning_rate({"learning_rate": 3e-5, "lr_schedule": "linear", "epochs": 1,
+                           "warmup_fraction": fraction}, 10)

@@ -34,8 +34,11 @@ def learning_rate(params: dict[str, Any], steps_per_epoch: int):
         return peak
     if schedule != "linear":
         raise PipelineError(f"params.yaml: lr_schedule must be constant or linear, not {schedule!r}")
+    fraction = float(params.get("warmup_fraction", 0.0))
+    if not 0.0 <= fraction < 1.0:
+        raise PipelineError(f"params.yaml: warmup_fraction must be at least 0 and below 1, not {fraction}")
     total = max(1, int(params["epochs"]) * steps_per_epoch)
-    warmup = int(float(params.get("warmup_fraction", 0.0)) * total)
+    warmup = int(fraction * total)
 
     class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
         def __call__(self, step):
