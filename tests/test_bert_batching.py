@@ -1,8 +1,6 @@
 """train_bert's input speed-ups: batches of similar length, padded only to their longest."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,20 +8,16 @@ import pytest
 from stages import train_bert  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 from stages.train_bert import length_grouped_batches, trim_to_longest
 
-CHECKPOINT = Path(__file__).resolve().parents[1].parent / "shared/data/minilm_l6_h384"
-pytestmark = pytest.mark.skipif(not (CHECKPOINT / "vocab.txt").is_file(),
-                                reason=f"MiniLM vocabulary not found at {CHECKPOINT}")
-
 
 @pytest.fixture(scope="module")
-def preprocessor(tmp_path_factory):
+def preprocessor(tmp_path_factory, shared_data):
     import tensorflow_hub as hub
     import tensorflow_text  # noqa: F401
 
     from stages.lib.bert_hub import build_preprocess_module
 
     out = tmp_path_factory.mktemp("preprocess") / "module"
-    build_preprocess_module(CHECKPOINT / "vocab.txt", out)
+    build_preprocess_module(shared_data / "minilm_l6_h384/vocab.txt", out)
     return hub.load(str(out))
 
 
