@@ -6,9 +6,9 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_USE_LEGACY_KERAS := 1
-export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv repro test bench server server-stop server-status dag clean-venv
+
+.PHONY: help venv repro test test-fast bench server server-stop server-status dag clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,28 +24,31 @@ venv: $(STAMP)  ## create .venv and install requirements (only when they changed
 
 repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
 	@if [ -n "$$MLFLOW_TRACKING_URI" ]; then echo "tracking at $$MLFLOW_TRACKING_URI (MLFLOW_TRACKING_URI): no local server started"; \
-	else python -m stages.lib.server start; fi
+	else python -m tools.server start; fi
 	dvc repro
 
-test: $(STAMP)  ## run the test suite
+test: $(STAMP)  ## run the test suite (what CI runs: .ci/run)
 	python -m pytest
+
+test-fast: $(STAMP)  ## run the unit tests only: no server, no project copy, no training (~1 min)
+	python -m pytest -m "not slow"
 
 bench: $(STAMP)  ## benchmark a full, no-op and incremental repro, inference, quality (~40 min)
 	python -m bench $(BENCH_ARGS)
 
 server: $(STAMP)  ## start the local MLflow tracking server (no-op when one answers)
-	python -m stages.lib.server start
+	python -m tools.server start
 
 server-stop: $(STAMP)  ## stop the local MLflow tracking server
-	python -m stages.lib.server stop
+	python -m tools.server stop
 
 server-status: $(STAMP)  ## is the tracking server up?
-	python -m stages.lib.server status
+	python -m tools.server status
 
 .PHONY: score
 score: $(STAMP)  ## score a CSV with the registry champion: make score IN=in.csv OUT=out.csv [ARGS=...]
 	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score IN=headlines.csv OUT=scored.csv [ARGS='--title-column headline']" >&2; exit 2; }
-	python -m stages.score --input "$(IN)" --output "$(OUT)" $(ARGS)
+	python -m tools.score --input "$(IN)" --output "$(OUT)" $(ARGS)
 
 dag: $(STAMP)  ## print the pipeline DAG
 	dvc dag

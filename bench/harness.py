@@ -1,6 +1,6 @@
 """The benchmark harness behind `make bench`: how long, how much memory, how good.
 
-Everything runs in a throwaway copy of the project (stages.lib.sandbox) against its own
+Everything runs in a throwaway copy of the project (tests.support.sandbox) against its own
 `mlflow server` on a free loopback port, so the figures start from an empty DVC cache
 and nothing touches the project's data or tracking store:
 
@@ -9,7 +9,7 @@ and nothing touches the project's data or tracking store:
 2. no-op `dvc repro` (median of several);
 3. an incremental `dvc repro` after changing one train_bert param;
 4. MLflow logging overhead of each training run (the `mlflow_logging_seconds` metric
-   that stages.lib.tracking records);
+   that fakenews.tracking.runs records);
 5. batch throughput of each logged pyfunc model, and the latency of single requests
    to `mlflow models serve` on the champion;
 6. test-split quality of every model beside the references.
@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,11 @@ import pandas as pd
 import psutil
 import yaml
 
-from stages.lib.io import read_json, write_json
-from stages.lib.params import PROJECT_ROOT
-from stages.lib.sandbox import TINY_PROFILE
+from bench.inference import pyfunc_throughput, serve_latency
+from bench.sampling import StageSampler
+from fakenews.data.io import read_json, write_json
+from fakenews.data.params import PROJECT_ROOT
+from tests.support.sandbox import TINY_PROFILE
 
 STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
 TRAINING_STAGES = ["train_lstm", "train_bert"]
@@ -52,72 +53,6 @@ ARTICLE_REFERENCES = {
 
 def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# --- process sampling ---------------------------------------------------------------
-
-class StageSampler(threading.Thread):
-    """Polls a process tree; attributes each `python -m stages.<name>` process (and its
-    children) to that stage: first and last time seen, and the peak of their summed RSS."""
-
-    def __init__(self, root_pid: int, interval: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.root_pid, self.interval = root_pid, interval
-        self.stages: dict[str, dict[str, float]] = {}
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self.sample()
-            time.sleep(self.interval)
-
-    def sample(self) -> None:
-        try:
-            processes = psutil.Process(self.root_pid).children(recursive=True)
-        except psutil.Error:
-            return
-        now, rss = time.monotonic(), {}
-        for proc in processes:
-            stage = _stage_of(proc)
-            if stage:
-                rss[stage] = rss.get(stage, 0) + _tree_rss(proc)
-        for stage, total in rss.items():
-            seen = self.stages.setdefault(stage, {"first": now, "last": now, "peak_rss": 0})
-            seen["last"], seen["peak_rss"] = now, max(seen["peak_rss"], total)
-
-    def figures(self) -> dict[str, dict[str, float]]:
-        return {stage: {"seconds": round(s["last"] - s["first"], 1),
-                        "peak_rss_mib": round(s["peak_rss"] / 2**20)}
-                for stage, s in self.stages.items()}
-
-
-def _stage_of(proc: psutil.Process) -> str | None:
-    try:
-        cmdline = proc.cmdline()
-    except psutil.Error:
-        return None
-    # The shell dvc spawns also carries the command line; count only the interpreter.
-    if "-m" not in cmdline or not Path(cmdline[0]).name.startswith("python"):
-        return None
-    module = cmdline[cmdline.index("-m") + 1] if cmdline.index("-m") + 1 < len(cmdline) else ""
-    return module.removeprefix("stages.") if module.startswith("stages.") else None
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for member in [proc, *_children(proc)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def _children(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        return proc.children(recursive=True)
-    except psutil.Error:
-        return []
 
 
 # --- dvc repro ------------------------------------------------------------------------
@@ -165,53 +100,6 @@ def parse_assignment(text: str) -> dict[str, dict[str, Any]]:
     return {section: {name: yaml.safe_load(value)}}
 
 
-# --- inference ------------------------------------------------------------------------
-
-def pyfunc_throughput(model_uri: str, titles: list[str], repeats: int) -> dict[str, float]:
-    """Headlines per second through mlflow.pyfunc, batch of the whole test split."""
-    import mlflow.pyfunc
-
-    load_started = time.monotonic()
-    model = mlflow.pyfunc.load_model(model_uri)
-    load_seconds = time.monotonic() - load_started
-    frame = pd.DataFrame({"title": titles})
-    model.predict(frame.head(8))  # warm-up: graph tracing is not throughput
-    timings = []
-    for _ in range(repeats):
-        started = time.monotonic()
-        model.predict(frame)
-        timings.append(time.monotonic() - started)
-    single = []
-    for title in titles[:20]:
-        started = time.monotonic()
-        model.predict(pd.DataFrame({"title": [title]}))
-        single.append(time.monotonic() - started)
-    return {"headlines_per_second": round(len(titles) / statistics.median(timings), 1),
-            "batch_rows": len(titles), "single_row_ms": round(1000 * statistics.median(single), 1),
-            "load_seconds": round(load_seconds, 1)}
-
-
-def serve_latency(model_uri: str, env: dict[str, str], titles: list[str]) -> dict[str, float]:
-    """Median and p95 latency of one-headline requests to `mlflow models serve`."""
-    import requests
-
-    from stages.lib.serving import served_model
-
-    with served_model(model_uri, env) as url:
-        requests.post(f"{url}/invocations", json={"dataframe_records": [{"title": titles[0]}]},
-                      timeout=60).raise_for_status()  # warm-up
-        latencies = []
-        for title in titles:
-            started = time.monotonic()
-            response = requests.post(f"{url}/invocations",
-                                     json={"dataframe_records": [{"title": title}]}, timeout=60)
-            latencies.append(1000 * (time.monotonic() - started))
-            response.raise_for_status()
-    latencies.sort()
-    return {"requests": len(latencies), "median_ms": round(statistics.median(latencies), 1),
-            "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 1)}
-
-
 # --- quality --------------------------------------------------------------------------
 
 def quality_table(repo: Path) -> dict[str, Any]:
@@ -249,8 +137,8 @@ def logging_overhead(uri: str, experiment: str, stages: dict[str, dict[str, floa
 # --- the run --------------------------------------------------------------------------
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from stages.lib.sandbox import copy_project
-    from stages.lib.server import running_server
+    from fakenews.tracking.server import running_server
+    from tests.support.sandbox import copy_project
 
     repo = copy_project(workdir)
     if args.profile == "tiny":
@@ -306,7 +194,7 @@ def sandbox_env(uri: str, experiment: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                 "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment,
-                "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
+                "TF_USE_LEGACY_KERAS": "1"})
     return env
 
 

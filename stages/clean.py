@@ -6,16 +6,16 @@ The BERT model reads the raw title; the LSTM reads the cleaned tokens.
 from __future__ import annotations
 
 import unicodedata
-from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
-from stages.lib.errors import cli_errors
-from stages.lib.io import write_parquet
-from stages.lib.nltk_setup import lemmatizer, stopword_set, use_nltk_data
-from stages.lib.params import project_path, stage_arg_parser, stage_params
-from stages.lib.schema import read_table
+from fakenews.cli import stage_arg_parser
+from fakenews.data.io import write_parquet
+from fakenews.data.params import project_path, stage_params
+from fakenews.data.schema import read_table
+from fakenews.errors import cli_errors
+from fakenews.nltk_setup import lemmatizer, stopword_set, use_nltk_data
 
 INPUT_COLUMNS = ["id", "title", "label", "source"]
 

@@ -18,10 +18,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.io import atomic_path, write_json
-from stages.lib.params import project_path, resolve_handle, stage_arg_parser, stage_params
-from stages.lib.schema import read_table
+from fakenews.cli import stage_arg_parser
+from fakenews.data.io import atomic_path, write_json
+from fakenews.data.params import project_path, resolve_handle, stage_params
+from fakenews.data.schema import read_table
+from fakenews.errors import PipelineError, cli_errors
 
 PAD, OOV = "<pad>", "<oov>"
 PAD_ID, OOV_ID = 0, 1
@@ -104,8 +105,10 @@ def hub_vector_lookup(handle: str, batch_size: int = 4096) -> VectorLookup:
 
 def build_hub_modules(checkpoint: Path, hub_dir: Path) -> None:
     """The three offline modules, from the checkpoint in params."""
-    from stages.lib.bert_hub import VOCAB_FILE, build_encoder_module, build_preprocess_module
-    from stages.lib.wordvec_hub import build_wordvec_module, checkpoint_word_vectors
+    from fakenews.hub.checkpoint import VOCAB_FILE
+    from fakenews.hub.encoder import build_encoder_module
+    from fakenews.hub.preprocess import build_preprocess_module
+    from fakenews.hub.wordvec import build_wordvec_module, checkpoint_word_vectors
 
     print(f"embed: building TF Hub modules from {checkpoint}", flush=True)
     build_wordvec_module(*checkpoint_word_vectors(checkpoint), hub_dir / "wordvec")

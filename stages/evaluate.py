@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from stages.lib.errors import cli_errors
-from stages.lib.io import atomic_path, read_json, write_json
-from stages.lib.params import load_params, project_path, stage_arg_parser
-from stages.lib.schema import read_table
-from stages.lib.training import binary_metrics
+from fakenews.cli import stage_arg_parser
+from fakenews.data.io import atomic_path, read_json, write_json
+from fakenews.data.params import load_params, project_path
+from fakenews.data.schema import read_table
+from fakenews.errors import cli_errors
+from fakenews.training import binary_metrics
 
 STAGE = "evaluate"
 COLUMNS = ["id", "title", "label", "tokens"]
@@ -106,8 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_arg_parser(STAGE, "Score every model on the test split; promote the best.").parse_args(argv)
     all_params = load_params(args.params)
     params, paths = all_params[STAGE], all_params["paths"]
-    from stages.lib.registry import register_and_promote
-    from stages.lib.tracking import connect, path_hash, start_run
+    from fakenews.tracking.lineage import path_hash
+    from fakenews.tracking.registry import register_and_promote
+    from fakenews.tracking.runs import connect, start_run
 
     split_dir = project_path(paths["split_dir"])
     train = read_table(split_dir / "train.parquet", COLUMNS)

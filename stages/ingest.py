@@ -14,10 +14,11 @@ from typing import Any
 
 import pandas as pd
 
-from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.io import write_json, write_parquet
-from stages.lib.params import project_path, stage_arg_parser, stage_params
-from stages.lib.schema import require_columns
+from fakenews.cli import stage_arg_parser
+from fakenews.data.io import write_json, write_parquet
+from fakenews.data.params import project_path, stage_params
+from fakenews.data.schema import require_columns
+from fakenews.errors import PipelineError, cli_errors
 
 FAKE, REAL = 1, 0
 COLUMNS = ["id", "title", "label", "source"]

@@ -11,10 +11,11 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.io import atomic_path, write_json
-from stages.lib.params import project_path, stage_arg_parser, stage_params
-from stages.lib.schema import read_table
+from fakenews.cli import stage_arg_parser
+from fakenews.data.io import atomic_path, write_json
+from fakenews.data.params import project_path, stage_params
+from fakenews.data.schema import read_table
+from fakenews.errors import PipelineError, cli_errors
 
 SPLITS = ("train", "val", "test")
 INPUT_COLUMNS = ["id", "title", "label"]

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.params import load_params, project_path, resolve_handle, stage_arg_parser
-from stages.lib.schema import read_table
+from fakenews.cli import stage_arg_parser
+from fakenews.data.params import load_params, project_path, resolve_handle
+from fakenews.data.schema import read_table
+from fakenews.errors import PipelineError, cli_errors
 
 STAGE = "train_bert"
 COLUMNS = ["id", "title", "label"]
@@ -30,7 +31,7 @@ def build_model(params: dict[str, Any], steps_per_epoch: int):
     import tensorflow_hub as hub
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
-    from stages.lib.training import compile_binary, learning_rate
+    from fakenews.training import compile_binary, learning_rate
 
     layers = tf.keras.layers
     if params["pooling"] not in ("mean", "pooled_output"):
@@ -84,7 +85,7 @@ def trim_to_longest(encoder_inputs: dict[str, Any]) -> dict[str, Any]:
 def train(train: pd.DataFrame, val: pd.DataFrame, params: dict[str, Any],
           callbacks: list = ()) -> tuple[Any, dict[str, list[float]]]:
     """The core: a fine-tuned model and its per-epoch history."""
-    from stages.lib.training import early_stopping, set_seeds
+    from fakenews.training import early_stopping, set_seeds
 
     seed = int(params["seed"])
     set_seeds(seed)
@@ -156,9 +157,14 @@ def main(argv: list[str] | None = None) -> None:
     params, paths = all_params[STAGE], all_params["paths"]
     import tensorflow as tf
 
-    from stages.lib.headline_model import SavedModelHeadlineModel
-    from stages.lib.tracking import start_run
-    from stages.lib.training import binary_metrics, epoch_logger, publish_model, write_training_outputs
+    from fakenews.tracking.pyfunc import SavedModelHeadlineModel
+    from fakenews.tracking.runs import start_run
+    from fakenews.training import (
+        binary_metrics,
+        epoch_logger,
+        publish_model,
+        write_training_outputs,
+    )
 
     split_dir = project_path(paths["split_dir"])
     train_frame = read_table(split_dir / "train.parquet", COLUMNS)

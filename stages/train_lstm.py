@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.lib.errors import cli_errors
-from stages.lib.params import load_params, project_path, stage_arg_parser
-from stages.lib.schema import read_table
+from fakenews.cli import stage_arg_parser
+from fakenews.data.params import load_params, project_path
+from fakenews.data.schema import read_table
+from fakenews.errors import cli_errors
 
 STAGE = "train_lstm"
 COLUMNS = ["id", "label", "token_ids"]
@@ -26,7 +27,7 @@ def build_model(embeddings: np.ndarray, max_length: int, params: dict[str, Any])
     """The network, readable top to bottom."""
     import tensorflow as tf
 
-    from stages.lib.training import compile_binary
+    from fakenews.training import compile_binary
 
     layers = tf.keras.layers
     inputs = layers.Input(shape=(max_length,), dtype="int32", name="token_ids")
@@ -56,7 +57,7 @@ def as_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def train(train: pd.DataFrame, val: pd.DataFrame, embeddings: np.ndarray,
           params: dict[str, Any], callbacks: list = ()) -> tuple[Any, dict[str, list[float]]]:
     """The core: a trained model and its per-epoch history."""
-    from stages.lib.training import early_stopping, set_seeds
+    from fakenews.training import early_stopping, set_seeds
 
     set_seeds(int(params["seed"]))
     x_train, y_train = as_arrays(train)
@@ -87,9 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     params, paths = all_params[STAGE], all_params["paths"]
     import tensorflow as tf
 
-    from stages.lib.headline_model import CleanedTokensHeadlineModel
-    from stages.lib.tracking import start_run
-    from stages.lib.training import binary_metrics, epoch_logger, publish_model, write_training_outputs
+    from fakenews.tracking.pyfunc import CleanedTokensHeadlineModel
+    from fakenews.tracking.runs import start_run
+    from fakenews.training import (
+        binary_metrics,
+        epoch_logger,
+        publish_model,
+        write_training_outputs,
+    )
 
     split_dir, embedded = project_path(paths["split_dir"]), project_path(paths["embedded_dir"])
     train_frame = read_table(split_dir / "train.parquet", COLUMNS)

@@ -1,15 +1,18 @@
-"""Shared fixtures: the real offline data, temp copies of the repo, and stage runners."""
+"""Shared fixtures: the real offline data, one tracking server, project copies sharing a
+DVC cache, and one tiny pipeline run per session that every test reading its outputs reuses."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from stages.lib.sandbox import TINY_PROFILE
+from tests.support.sandbox import TINY_PROFILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -33,7 +36,6 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["TF_USE_LEGACY_KERAS"] = "1"
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
 
@@ -49,13 +51,6 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True,
     return proc
 
 
-def copy_repo(dest: Path) -> Path:
-    """A throwaway git+DVC repo of the project's current files, `../shared` linked beside it."""
-    from stages.lib.sandbox import copy_project
-
-    return copy_project(dest)
-
-
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return path
@@ -66,11 +61,15 @@ def ran_stages(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
 
 
-# --- a tiny pipeline run in-process, and a real tracking server -------------------
+# --- the tiny pipeline: one real `dvc exp run` per session, reused ----------------------
 
-# In-process tests write the tiny profile into a temp params file; `dvc repro` tests
-# apply it with `dvc exp run -S`.
+# `dvc repro` tests apply the tiny profile with `dvc exp run -S`; in-process tests read a
+# params file with the same values.
 TINY_STAGE_PARAMS = TINY_PROFILE
+TINY_REPRO_EXPERIMENT = "dvc-repro-test"
+TINY_REPRO_MODEL = "dvc-repro"
+DATA_PATHS = ("ingested", "ingest_report", "cleaned", "hub_dir", "embedded_dir", "embedded_table",
+              "embed_metrics", "split_dir", "split_metrics")
 
 
 def tiny_flags() -> list[str]:
@@ -79,52 +78,10 @@ def tiny_flags() -> list[str]:
             for arg in ("-S", f"{section}.{key}={value}")]
 
 
-def tiny_params(workdir: Path, shared_data: Path) -> dict:
-    """params.yaml with every path inside `workdir` and the tiny profile applied."""
-    from stages.lib.params import load_params
-
-    params = load_params(PROJECT_ROOT / "params.yaml")
-    params["paths"] = {key: str(workdir / value) for key, value in params["paths"].items()}
-    params["ingest"]["path"] = str(shared_data / "fakenewsnet")
-    params["clean"]["nltk_data"] = str(shared_data / "nltk_data")
-    params["embed"]["bert_checkpoint"] = str(shared_data / "minilm_l6_h384")
-    for key in ("wordvec_handle",):
-        params["embed"][key] = str(workdir / params["embed"][key])
-    for key in ("preprocess_handle", "encoder_handle"):
-        params["train_bert"][key] = str(workdir / params["train_bert"][key])
-    for section, values in TINY_STAGE_PARAMS.items():
-        params[section].update(values)
-    return params
-
-
-@pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory, shared_data):
-    """ingest → clean → embed → split on 60 real headlines; returns the params file."""
-    from stages import clean, embed, ingest, split
-
-    workdir = tmp_path_factory.mktemp("tiny")
-    params_file = write_params(workdir / "params.yaml", tiny_params(workdir, shared_data))
-    for stage in (ingest, clean, embed, split):
-        stage.main(["--params", str(params_file)])
-    return params_file
-
-
-@pytest.fixture(scope="session")
-def tiny_trained(tiny_pipeline, tracking_server):
-    """Both models trained once on the tiny profile, logged to the session's server."""
-    from stages import train_bert, train_lstm
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", tracking_server)
-        for stage in (train_lstm, train_bert):
-            stage.main(["--params", str(tiny_pipeline)])
-    return tiny_pipeline
-
-
 @pytest.fixture(scope="session")
 def tracking_server(tmp_path_factory):
     """A real `mlflow server` on a free loopback port for the whole session."""
-    from stages.lib.server import running_server
+    from fakenews.tracking.server import running_server
 
     with running_server(tmp_path_factory.mktemp("mlflow")) as handle:
         yield handle.uri
@@ -137,3 +94,114 @@ def tracking_uri(tracking_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
     mlflow.set_tracking_uri(tracking_server)  # process-global: undo what earlier tests set
     return tracking_server
+
+
+@pytest.fixture(scope="session")
+def project_copy(tmp_path_factory):
+    """A factory of throwaway git + DVC copies of the project, `../shared` linked beside
+    each. They share one DVC cache, so a stage that ran with the same code, data and params
+    in one copy is restored from DVC's run cache in the next instead of rerun."""
+    from tests.support.sandbox import copy_project
+
+    cache = tmp_path_factory.mktemp("dvc-cache")
+    return lambda name: copy_project(tmp_path_factory.mktemp(name), dvc_cache=cache)
+
+
+@dataclass(frozen=True)
+class TinyRepro:
+    repo: Path  # the copy, which later tests may change
+    env: dict[str, str]
+    result: subprocess.CompletedProcess  # the `dvc exp run` that reproduced all seven stages
+    outputs: Path  # data/, models/, metrics/ and params.yaml as that run left them
+
+
+@pytest.fixture(scope="session")
+def tiny_repro(project_copy, tracking_server, tmp_path_factory) -> TinyRepro:
+    """All seven stages on the tiny profile under a real `dvc exp run`, once per session.
+
+    Its outputs are copied aside at once, so tests that read them are not affected by the
+    tests that go on to change the copy.
+    """
+    repo = project_copy("dvc")
+    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
+           "MLFLOW_EXPERIMENT_NAME": TINY_REPRO_EXPERIMENT}
+    # its own registered model, so the in-process tests sharing the server start clean
+    result = run(["dvc", "exp", "run", *tiny_flags(), "-S",
+                  f"evaluate.registered_model={TINY_REPRO_MODEL}"], repo, env)
+    outputs = tmp_path_factory.mktemp("tiny-outputs")
+    for folder in ("data", "models", "metrics"):
+        shutil.copytree(repo / folder, outputs / folder)
+    shutil.copy2(repo / "params.yaml", outputs / "params.yaml")
+    return TinyRepro(repo, env, result, outputs)
+
+
+def tiny_params(outputs: Path, workdir: Path, shared_data: Path) -> dict:
+    """params.yaml with the tiny profile, reading the upstream data of the session's tiny
+    repro (`outputs`) and writing models and metrics into `workdir`."""
+    from fakenews.data.params import load_params
+
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    params["paths"] = {key: str((outputs if key in DATA_PATHS else workdir) / value)
+                       for key, value in params["paths"].items()}
+    params["ingest"]["path"] = str(shared_data / "fakenewsnet")
+    params["clean"]["nltk_data"] = str(shared_data / "nltk_data")
+    params["embed"]["bert_checkpoint"] = str(shared_data / "minilm_l6_h384")
+    params["embed"]["wordvec_handle"] = str(outputs / params["embed"]["wordvec_handle"])
+    for key in ("preprocess_handle", "encoder_handle"):
+        params["train_bert"][key] = str(outputs / params["train_bert"][key])
+    for section, values in TINY_STAGE_PARAMS.items():
+        params[section].update(values)
+    return params
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_repro, tmp_path_factory, shared_data) -> Path:
+    """A params file for in-process stage runs: ingest → split as the session's tiny repro
+    left them (60 real headlines), models and metrics in a folder of its own."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    return write_params(workdir / "params.yaml", tiny_params(tiny_repro.outputs, workdir, shared_data))
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_pipeline, tracking_server):
+    """Both models trained once more on the tiny profile, in-process, logged to the session's
+    server. With the same inputs and params as the tiny repro's training (in its own
+    processes), the two must agree: test_determinism compares them."""
+    from stages import train_bert, train_lstm
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+        for stage in (train_lstm, train_bert):
+            stage.main(["--params", str(tiny_pipeline)])
+    return tiny_pipeline
+
+
+@pytest.fixture(scope="session")
+def hub_modules(tmp_path_factory, shared_data) -> dict[str, Path]:
+    """The BERT preprocess and encoder modules, built once in this process from the real
+    MiniLM checkpoint. The preprocess module is built from a copy of vocab.txt that is
+    deleted afterwards: the module must not need it."""
+    from fakenews.hub.encoder import build_encoder_module
+    from fakenews.hub.preprocess import build_preprocess_module
+
+    work = tmp_path_factory.mktemp("hub")
+    checkpoint = shared_data / "minilm_l6_h384"
+    vocab_copy = work / "source" / "vocab.txt"
+    vocab_copy.parent.mkdir()
+    shutil.copy(checkpoint / "vocab.txt", vocab_copy)
+    build_preprocess_module(vocab_copy, work / "bert_preprocess")
+    shutil.rmtree(vocab_copy.parent)
+    build_encoder_module(checkpoint, work / "bert_encoder")
+    return {"preprocess": work / "bert_preprocess", "encoder": work / "bert_encoder"}
+
+
+# Tests that need a real server, a project copy or the tiny pipeline are `slow`, whether or
+# not they say so: `make test-fast` (-m "not slow") runs only what needs none of them.
+_SLOW_FIXTURES = {"tracking_server", "tracking_uri", "project_copy", "tiny_repro", "tiny_pipeline",
+                  "tiny_trained"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

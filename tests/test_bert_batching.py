@@ -10,15 +10,11 @@ from stages.train_bert import length_grouped_batches, trim_to_longest
 
 
 @pytest.fixture(scope="module")
-def preprocessor(tmp_path_factory, shared_data):
+def preprocessor(hub_modules):
     import tensorflow_hub as hub
     import tensorflow_text  # noqa: F401
 
-    from stages.lib.bert_hub import build_preprocess_module
-
-    out = tmp_path_factory.mktemp("preprocess") / "module"
-    build_preprocess_module(shared_data / "minilm_l6_h384/vocab.txt", out)
-    return hub.load(str(out))
+    return hub.load(str(hub_modules["preprocess"]))
 
 
 def titles_of_many_lengths(count: int) -> pd.DataFrame:

@@ -21,16 +21,16 @@ import tensorflow_text  # noqa: F401  (registers the tokenizer ops the preproces
 from safetensors.numpy import save_file
 from scipy.special import erf
 
-from stages.lib.bert_hub import build_encoder_module, build_preprocess_module, load_bert_checkpoint
-from stages.lib.errors import PipelineError
+from fakenews.errors import PipelineError
+from fakenews.hub.checkpoint import load_bert_checkpoint
+from fakenews.hub.encoder import build_encoder_module
+from fakenews.hub.preprocess import build_preprocess_module
 
 CHECKPOINT = Path(__file__).resolve().parents[1].parent / "shared/data/minilm_l6_h384"
 CLS, SEP, PAD, UNK = 101, 102, 0, 100
 
-pytestmark = pytest.mark.skipif(
-    not (CHECKPOINT / "model.safetensors").is_file(),
-    reason=f"MiniLM checkpoint not found at {CHECKPOINT} (the offline shared data folder)",
-)
+# Fails, never skips, when the offline checkpoint is missing (conftest.shared_data).
+pytestmark = pytest.mark.usefixtures("shared_data")
 
 SENTENCES = [
     "Senate passes the infrastructure bill after a late-night vote.",
@@ -54,22 +54,14 @@ def vocab() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def preprocess_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built from a copy of vocab.txt that is deleted afterwards: the module must not need it."""
-    work = tmp_path_factory.mktemp("preprocess")
-    vocab_copy = work / "source" / "vocab.txt"
-    vocab_copy.parent.mkdir()
-    shutil.copy(CHECKPOINT / "vocab.txt", vocab_copy)
-    build_preprocess_module(vocab_copy, work / "module")
-    shutil.rmtree(vocab_copy.parent)
-    return work / "module"
+def preprocess_dir(hub_modules) -> Path:
+    """Built once per session (conftest.hub_modules) from a vocab copy deleted afterwards."""
+    return hub_modules["preprocess"]
 
 
 @pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("encoder") / "module"
-    build_encoder_module(CHECKPOINT, out)
-    return out
+def encoder_dir(hub_modules) -> Path:
+    return hub_modules["encoder"]
 
 
 @pytest.fixture(scope="module")

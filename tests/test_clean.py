@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from fakenews.data.params import load_params
+from fakenews.errors import PipelineError
 from stages import clean as clean_stage
-from stages.lib.errors import PipelineError
-from stages.lib.params import load_params
 from tests.conftest import PROJECT_ROOT
 
 DEFAULTS = load_params(PROJECT_ROOT / "params.yaml")["clean"]

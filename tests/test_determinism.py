@@ -1,12 +1,12 @@
 """Same code, data and params give the same metrics twice on CPU.
 
-The session's `tiny_trained` run of both training stages (in-process, after whatever
-other tests ran before it) is repeated as real `python -m stages.<stage>` processes on
-the same tiny upstream, into their own models/ and metrics/ folders and with their own
-PYTHONHASHSEED. Anything that leans on set or str-hash ordering, a stray unseeded RNG,
-leftover process state or a nondeterministic TF kernel shows up as a difference in
-metrics/train_*.json or in the per-epoch history. Reusing `tiny_trained` as the first
-run halves the cost: the suite trains it anyway.
+The session trains both models twice on the same tiny upstream, and this compares the
+two: once under the session's `dvc exp run` (conftest.tiny_repro), each stage a fresh
+`python -m stages.<stage>` process with its own random PYTHONHASHSEED, and once in-process
+(conftest.tiny_trained), after whatever other tests ran before it in this process.
+Anything that leans on set or str-hash ordering, a stray unseeded RNG, leftover process
+state or a nondeterministic TF kernel shows up as a difference in metrics/train_*.json or
+in the per-epoch history.
 """
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib.params import PROJECT_ROOT, load_params
-from tests.conftest import run, subprocess_env, write_params
+from fakenews.data.params import load_params
 
 pytestmark = pytest.mark.slow
 
@@ -26,18 +25,10 @@ TOLERANCE = 1e-6  # what the issue allows; in practice the runs match bit for bi
 
 
 @pytest.fixture(scope="module")
-def two_runs(tiny_trained, tracking_server, tmp_path_factory) -> list[Path]:
-    """The metrics folders of the session's run and of a rerun in fresh processes."""
-    first = load_params(tiny_trained)
-    workdir = tmp_path_factory.mktemp("rerun")
-    paths = {**first["paths"], "models_dir": str(workdir / "models"),
-             "metrics_dir": str(workdir / "metrics")}
-    params_file = write_params(workdir / "params.yaml", {**first, "paths": paths})
-    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
-           "MLFLOW_EXPERIMENT_NAME": "determinism", "PYTHONHASHSEED": "12345"}
-    for stage in STAGES:
-        run(["python", "-m", f"stages.{stage}", "--params", str(params_file)], PROJECT_ROOT, env)
-    return [Path(first["paths"]["metrics_dir"]), Path(paths["metrics_dir"])]
+def two_runs(tiny_repro, tiny_trained) -> list[Path]:
+    """The metrics folders of the tiny repro's training and of the in-process one."""
+    in_process = Path(load_params(tiny_trained)["paths"]["metrics_dir"])
+    return [tiny_repro.outputs / "metrics", in_process]
 
 
 def assert_close(first, second, where: str = "") -> None:

@@ -2,7 +2,7 @@
 when (and only when) code it imports changes.
 
 The imports are read statically, including those inside functions, and followed through
-`stages.*` modules transitively. A stage that imports a new helper without declaring it
+`stages.*` and `fakenews.*` modules transitively. A stage that imports a new helper without declaring it
 fails here instead of silently reusing a stale cache.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT
 
+PACKAGES = ("stages", "fakenews")
 STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
 
 
@@ -28,19 +29,20 @@ def module_file(module: str) -> Path | None:
 def imported_modules(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages"):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGES):
             found.add(node.module)
-            # `from stages.lib import tracking` imports the module stages.lib.tracking
+            # `from fakenews.tracking import registry` imports the module fakenews.tracking.registry
             found |= {f"{node.module}.{a.name}" for a in node.names
                       if module_file(f"{node.module}.{a.name}")}
         elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("stages")}
+            found |= {a.name for a in node.names if a.name.startswith(PACKAGES)}
     return found
 
 
 def code_closure(module: str) -> set[str]:
-    """Project-relative paths of every stages.* file that `module` runs, itself included."""
-    seen, pending = set(), [module, "stages"]
+    """Project-relative paths of every stages.*/fakenews.* file that `module` runs, itself
+    and the packages' __init__ files included (they set the environment)."""
+    seen, pending = set(), [module]
     while pending:
         name = pending.pop()
         path = module_file(name)
@@ -48,14 +50,14 @@ def code_closure(module: str) -> set[str]:
             continue
         seen.add(name)
         pending.extend(imported_modules(path))
+        pending.extend(name.rsplit(".", depth)[0] for depth in range(1, name.count(".") + 1))
     files = {module_file(name) for name in seen}
-    return {str(p.relative_to(PROJECT_ROOT)) for p in files
-            if p.name != "__init__.py" or p.parent.name == "stages"}
+    return {str(p.relative_to(PROJECT_ROOT)) for p in files}
 
 
 def declared_code_deps(stage: str) -> set[str]:
     dvc = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text(encoding="utf-8"))
-    return {dep for dep in dvc["stages"][stage]["deps"] if dep.startswith("stages/")}
+    return {dep for dep in dvc["stages"][stage]["deps"] if dep.startswith(("stages/", "fakenews/"))}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -66,5 +68,5 @@ def test_stage_declares_exactly_the_code_it_runs(stage):
 def test_the_closure_follows_lazy_imports():
     # train_bert imports tracking inside main(); tracking imports server at the top.
     closure = code_closure("stages.train_bert")
-    assert {"stages/lib/tracking.py", "stages/lib/server.py"} <= closure
-    assert "stages/lib/registry.py" not in closure
+    assert {"fakenews/tracking/runs.py", "fakenews/tracking/server.py"} <= closure
+    assert "fakenews/tracking/registry.py" not in closure

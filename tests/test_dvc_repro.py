@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import copy_repo, ran_stages, run, subprocess_env, tiny_flags
+from tests.conftest import TINY_REPRO_EXPERIMENT, TINY_REPRO_MODEL, ran_stages, run
 from tests.test_readme import NOT_RUN_HERE, README, runnable_blocks
 
 pytestmark = pytest.mark.slow
@@ -29,14 +29,13 @@ EXPECTED_EDGES = {
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return copy_repo(tmp_path_factory.mktemp("dvc"))
+def repo(tiny_repro):
+    return tiny_repro.repo
 
 
 @pytest.fixture(scope="module")
-def env(tracking_server):
-    return {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
-            "MLFLOW_EXPERIMENT_NAME": "dvc-repro-test"}
+def env(tiny_repro):
+    return tiny_repro.env
 
 
 def dag_edges(repo) -> set[tuple[str, str]]:
@@ -54,11 +53,9 @@ def test_dag_chains_the_seven_stages(repo):
 
 
 @pytest.fixture(scope="module")
-def first_run(repo, env):
-    """The tiny profile through all seven stages, once per module."""
-    # its own registered model, so the in-process tests sharing the server start clean
-    return run(["dvc", "exp", "run", *tiny_flags(), "-S", "evaluate.registered_model=dvc-repro"],
-               repo, env)
+def first_run(tiny_repro):
+    """The session's tiny profile run through all seven stages (conftest.tiny_repro)."""
+    return tiny_repro.result
 
 
 def test_full_repro_then_noop_then_only_what_changed(repo, env, tracking_server, first_run):
@@ -68,7 +65,7 @@ def test_full_repro_then_noop_then_only_what_changed(repo, env, tracking_server,
     assert sum(part["rows"] for part in split.values()) == 60
 
     client = MlflowClient(tracking_server)
-    experiment = client.get_experiment_by_name("dvc-repro-test")
+    experiment = client.get_experiment_by_name(TINY_REPRO_EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id])
     by_stage = {}
     for r in runs:
@@ -79,6 +76,7 @@ def test_full_repro_then_noop_then_only_what_changed(repo, env, tracking_server,
     assert lstm.data.tags["command"].endswith("-m stages.train_lstm")
     assert lstm.data.tags.get("dvc.exp.name")  # dvc exp run names the experiment
     name = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["registered_model"]
+    assert name == TINY_REPRO_MODEL
     assert client.get_model_version_by_alias(name, "champion").version
 
     status = run(["dvc", "status"], repo, env).stdout

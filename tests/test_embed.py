@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fakenews.data.params import load_params
+from fakenews.errors import PipelineError
+from fakenews.hub.wordvec import build_wordvec_module, whole_words
 from stages import embed as embed_stage
-from stages.lib.errors import PipelineError
-from stages.lib.params import load_params
-from stages.lib.wordvec_hub import build_wordvec_module, whole_words
 
 
 def test_vocabulary_is_frequency_ordered_after_pad_and_oov():
@@ -73,6 +73,7 @@ def test_bad_handle_and_bad_params_are_explained(tmp_path, small_module):
         embed_stage.embed(frame, lambda w: np.zeros((len(w), 3)), {"max_length": 0})
 
 
+@pytest.mark.slow
 def test_stage_outputs_on_real_weights(tiny_pipeline):
     paths = load_params(tiny_pipeline)["paths"]
     embedded = Path(paths["embedded_dir"])

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fakenews.data.params import load_params
+from fakenews.tracking import registry
 from stages import evaluate
-from stages.lib import registry
-from stages.lib.params import load_params
 
 
 def test_metrics_and_bootstrap_intervals_bracket_the_point_estimate():

@@ -19,15 +19,17 @@ import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from stages.lib.errors import PipelineError
-from stages.lib.params import PROJECT_ROOT, load_params
-from stages.lib.server import free_port, running_server
-from stages.lib.tracking import StageRun, process_tags, start_run, sweep_parent
-from tests.conftest import copy_repo, ran_stages, run, subprocess_env, tiny_flags, write_params
+from fakenews.data.params import PROJECT_ROOT, load_params
+from fakenews.errors import PipelineError
+from fakenews.processes import free_port
+from fakenews.tracking.experiment import process_tags, sweep_parent
+from fakenews.tracking.runs import StageRun, start_run
+from fakenews.tracking.server import running_server
+from tests.conftest import ran_stages, run, subprocess_env, tiny_flags, write_params
 
 SLEEPER = (
     "import time\n"
-    "from stages.lib.tracking import start_run\n"
+    "from fakenews.tracking.runs import start_run\n"
     "with start_run('sleeper', {}) as run:\n"
     "    print(run.run_id, flush=True)\n"
     "    time.sleep(300)\n"
@@ -212,11 +214,16 @@ DVC_EXPERIMENT = "faults-dvc"
 
 
 @pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory, tracking_server) -> tuple[Path, dict]:
-    """A repo copy with ingest → split done on the tiny profile and committed as the baseline."""
-    repo = copy_repo(tmp_path_factory.mktemp("faults"))
+def tiny_repo(project_copy, tiny_repro, tracking_server) -> tuple[Path, dict]:
+    """A repo copy with ingest → split done on the tiny profile and committed as the baseline.
+
+    The session's tiny repro ran those stages with the same code, data and params, so DVC
+    restores them from the shared run cache.
+    """
+    repo = project_copy("faults")
     env = experiment_env(tracking_server, DVC_EXPERIMENT)
-    run(["dvc", "exp", "run", "split", *tiny_flags()], repo, env)
+    restored = run(["dvc", "exp", "run", "split", *tiny_flags()], repo, env)
+    assert ran_stages(restored.stdout) == []
     run(["git", "add", "-A"], repo)
     run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
          "commit", "-q", "-m", "tiny baseline"], repo)

@@ -7,9 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fakenews.data.params import load_params
 from stages import ingest as ingest_stage
-from stages.lib.errors import PipelineError
-from stages.lib.params import load_params
 from tests.conftest import PROJECT_ROOT, write_params
 
 DEFAULTS = load_params(PROJECT_ROOT / "params.yaml")

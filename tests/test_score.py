@@ -1,4 +1,4 @@
-"""Batch scoring (python -m stages.score) and HTTP serving (mlflow models serve) of real models.
+"""Batch scoring (python -m tools.score) and HTTP serving (mlflow models serve) of real models.
 
 Everything runs for real: the LSTM trained by the tiny_trained fixture, the session's
 tracking server and registry, and `mlflow models serve` in its own process group.
@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 import requests
 
-from stages.lib.errors import PipelineError
-from stages.lib.params import load_params
-from stages.lib.server import free_port
-from stages.lib.serving import served_model
+from fakenews.data.params import load_params
+from fakenews.errors import PipelineError
+from fakenews.processes import free_port
 from tests.conftest import PROJECT_ROOT, run, subprocess_env, write_params
+from tests.support.serving import served_model
 
 CHAMPION_NAME = "score-champion"  # its own registered model, apart from test_evaluate's
 ODD_TITLES = {
@@ -38,7 +38,7 @@ ODD_TITLES = {
 
 
 def score_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "stages.score", *args], PROJECT_ROOT, env=env, check=False)
+    return run([sys.executable, "-m", "tools.score", *args], PROJECT_ROOT, env=env, check=False)
 
 
 def env_with_tracking(uri: str) -> dict[str, str]:
@@ -149,7 +149,7 @@ def test_unreachable_tracking_server_names_the_model_and_how_to_start_it(tmp_pat
 def test_score_frame_keeps_rows_and_applies_the_model_input_rules(local_model, capsys):
     import mlflow.pyfunc
 
-    from stages.score import score_frame
+    from tools.score import score_frame
 
     model = mlflow.pyfunc.load_model(str(local_model))
     frame = odd_frame()
@@ -217,7 +217,7 @@ def test_unknown_alias_and_unknown_model_are_one_line_errors(champion, tracking_
     for model, says in ((f"models:/{name}@nope", "alias nope not found"),
                         ("models:/no-such-model@champion", "no-such-model not found")):
         proc = score_cli(["--input", str(source), "--output", str(tmp_path / "out.csv"), "--model", model], env)
-        assert_one_line_error(proc, f"cannot load the model {model}", says, "python -m stages.promote")
+        assert_one_line_error(proc, f"cannot load the model {model}", says, "python -m tools.promote")
     assert not (tmp_path / "out.csv").exists()
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from fakenews.errors import PipelineError
 from stages import split as split_stage
-from stages.lib.errors import PipelineError
 
 PARAMS = {"seed": 42, "test_size": 0.2, "val_size": 0.1}
 

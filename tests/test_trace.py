@@ -1,7 +1,7 @@
-"""python -m stages.trace against a real tracking server and real git + DVC repos.
+"""python -m tools.trace against a real tracking server and real git + DVC repos.
 
 A temp copy of the project (copy_repo) gets a history: commit A with the ingest output
-for 30 rows a label, a run logged there through stages.lib.tracking.start_run, then
+for 30 rows a label, a run logged there through fakenews.tracking.runs.start_run, then
 commit B with 20 rows. Tracing the run prints what A holds; --checkout brings back A's
 params.yaml (git) and A's ingest output (DVC cache). A second copy checks that a run
 made by `dvc exp run` comes back through `dvc exp apply`, params included.
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages import trace as trace_cli
-from stages.lib.tracking import path_hash
-from tests.conftest import copy_repo, run, subprocess_env
+from fakenews.tracking.lineage import path_hash
+from tests.conftest import run, subprocess_env
+from tools import trace as trace_cli
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,8 @@ INGESTED = "data/ingested/headlines.parquet"
 # Logs one run the way every stage does, from the repo it runs in; prints its id (mlflow
 # prints lines of its own too).
 LOG_RUN = """\
-from stages.lib.params import load_params
-from stages.lib.tracking import start_run
+from fakenews.data.params import load_params
+from fakenews.tracking.runs import start_run
 
 with start_run("ingest", {"ingest": load_params()["ingest"]},
                ["data/ingested/headlines.parquet", "params.yaml"]) as run:
@@ -65,19 +65,19 @@ def log_run(repo: Path, env: dict) -> str:
 
 def trace(repo: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, from the repo (so PROJECT_ROOT is the repo)."""
-    return run([sys.executable, "-m", "stages.trace", *args], repo, env, check=False)
+    return run([sys.executable, "-m", "tools.trace", *args], repo, env, check=False)
 
 
-def new_repo(tmp_path_factory, name: str) -> Path:
-    repo = copy_repo(tmp_path_factory.mktemp(name))
+def new_repo(project_copy, name: str) -> Path:
+    repo = project_copy(name)
     (repo / "log_run.py").write_text(LOG_RUN, encoding="utf-8")
     return repo
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory, env) -> dict:
+def history(project_copy, env) -> dict:
     """Commit A (30 rows, run logged, a run from a dirty tree too), then commit B (20 rows)."""
-    repo = new_repo(tmp_path_factory, "trace")
+    repo = new_repo(project_copy, "trace")
     set_rows(repo, 30)
     run(["dvc", "repro", "ingest"], repo, env)
     commit_a = commit(repo, "A: 30 rows a label")
@@ -160,8 +160,8 @@ def test_checkout_restores_the_runs_code_and_data(history, env):
     assert "all of this run's inputs are back" in result.stderr
 
 
-def test_an_experiment_run_comes_back_through_dvc_exp_apply(tmp_path_factory, env, tracking_server):
-    repo = new_repo(tmp_path_factory, "trace-exp")
+def test_an_experiment_run_comes_back_through_dvc_exp_apply(project_copy, env, tracking_server):
+    repo = new_repo(project_copy, "trace-exp")
     run(["dvc", "stage", "add", "-n", "log_run", "-p", "ingest.max_rows_per_label",
          "-d", INGESTED, "python log_run.py"], repo, env)
     set_rows(repo, 30)

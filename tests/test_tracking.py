@@ -1,6 +1,6 @@
-"""stages.lib.tracking and stages.lib.server against real `mlflow server` processes (no mocks).
+"""fakenews.tracking.runs and fakenews.tracking.server against real `mlflow server` processes (no mocks).
 
-One server is shared by the module; the CLI test starts and stops its own.
+The session's server is shared; the CLI test starts and stops its own.
 """
 from __future__ import annotations
 
@@ -15,24 +15,21 @@ from dvc_data.hashfile.hash_info import HashInfo
 from dvc_data.hashfile.tree import Tree
 from mlflow.tracking import MlflowClient
 
-from stages.lib.errors import PipelineError
-from stages.lib.params import PROJECT_ROOT
-from stages.lib.server import free_port, running_server, server_config
-from stages.lib.tracking import require_server, start_run, tracking_uri
+from fakenews.data.params import PROJECT_ROOT
+from fakenews.errors import PipelineError
+from fakenews.processes import free_port
+from fakenews.tracking.runs import require_server, start_run, tracking_uri
+from fakenews.tracking.server import server_config
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with running_server(tmp_path_factory.mktemp("mlflow-server")) as handle:
-        yield handle
+EXPERIMENT = "tracking-tests"
 
 
 @pytest.fixture
-def client(server, monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "tests")
+def client(tracking_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
     monkeypatch.chdir(tmp_path)
-    return MlflowClient(server.uri)
+    return MlflowClient(tracking_server)
 
 
 def dvc_dir_md5(folder: Path) -> str:
@@ -56,7 +53,7 @@ def test_run_logs_params_metrics_tags_and_artifacts(client, tmp_path, monkeypatc
     (folder / "variables" / "v.index").write_text("v")
     params = {"model": {"lr": 0.001, "layers": [64, 32]}, "seed": 7, "notes": "x" * 7000}
 
-    inputs = [data, folder, "stages/lib/errors.py", "../nowhere/raw.csv"]
+    inputs = [data, folder, "fakenews/errors.py", "../nowhere/raw.csv"]
     with start_run("train", params, inputs) as run:
         for epoch, loss in enumerate([0.9, 0.5, 0.3]):
             run.log_epoch(epoch, {"loss": loss, "val": {"accuracy": 1 - loss}})
@@ -67,7 +64,7 @@ def test_run_logs_params_metrics_tags_and_artifacts(client, tmp_path, monkeypatc
     logged = client.get_run(run.run_id)
     assert logged.info.status == "FINISHED"
     assert logged.info.run_name == "train"
-    assert client.get_experiment(logged.info.experiment_id).name == "tests"
+    assert client.get_experiment(logged.info.experiment_id).name == EXPERIMENT
     assert client.get_experiment(logged.info.experiment_id).artifact_location.startswith(
         "mlflow-artifacts:"
     )
@@ -90,8 +87,8 @@ def test_run_logs_params_metrics_tags_and_artifacts(client, tmp_path, monkeypatc
     assert t["git.commit"] and t["git.branch"] and t["mlflow.source.name"]
     assert t[f"dvc.dep.{data}"] == hashlib.md5(data.read_bytes()).hexdigest()
     assert t[f"dvc.dep.{folder}"] == dvc_dir_md5(folder)
-    errors_py = (PROJECT_ROOT / "stages/lib/errors.py").read_bytes()
-    assert t["dvc.dep.stages/lib/errors.py"] == hashlib.md5(errors_py).hexdigest()
+    errors_py = (PROJECT_ROOT / "fakenews/errors.py").read_bytes()
+    assert t["dvc.dep.fakenews/errors.py"] == hashlib.md5(errors_py).hexdigest()
     assert t["dvc.dep.../nowhere/raw.csv"] == "missing"
 
     assert {a.path for a in client.list_artifacts(run.run_id)} == {"train.csv", "model"}
@@ -131,11 +128,12 @@ def test_tracking_uri_defaults_to_the_configured_server(monkeypatch):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stages.lib.server", *args],
+        [sys.executable, "-m", "tools.server", *args],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cli_start_status_stop_and_server_lost_mid_run(tmp_path, monkeypatch):
     flags = ["--workdir", str(tmp_path), "--port", str(free_port())]
     uri = cli("url", *flags).stdout.strip()
@@ -172,7 +170,7 @@ def test_sigterm_mid_run_ends_the_run_killed(client, tmp_path):
 
     script = (
         "import time\n"
-        "from stages.lib.tracking import start_run\n"
+        "from fakenews.tracking.runs import start_run\n"
         "with start_run('sleeper', {'a': 1}) as run:\n"
         "    print(run.run_id, flush=True)\n"
         "    time.sleep(120)\n"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages.lib.params import load_params
+from fakenews.data.params import load_params
 
 pytestmark = pytest.mark.slow
 

@@ -5,14 +5,13 @@ import json
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fakenews.data.params import load_params
+from fakenews.processes import free_port
 from stages import train_lstm
-from stages.lib.params import load_params
-from stages.lib.server import free_port
 
 pytestmark = pytest.mark.slow
 

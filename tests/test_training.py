@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.lib.errors import PipelineError
-from stages.lib.training import compile_binary, early_stopping, learning_rate, set_seeds
+from fakenews.errors import PipelineError
+from fakenews.training import compile_binary, early_stopping, learning_rate, set_seeds
 
 
 @pytest.mark.parametrize("monitor, mode", [("val_loss", "min"), ("val_auc", "max"),

@@ -1,8 +1,8 @@
 """Inspect and move the registry aliases by hand.
 
-    python -m stages.promote show
-    python -m stages.promote promote --version 7 --force --reason "hotfix" [--dry-run]
-    python -m stages.promote rollback [--dry-run]
+    python -m tools.promote show
+    python -m tools.promote promote --version 7 --force --reason "hotfix" [--dry-run]
+    python -m tools.promote rollback [--dry-run]
 
 Automatic promotion happens in the evaluate stage; this is for people.
 """
@@ -10,33 +10,44 @@ from __future__ import annotations
 
 import argparse
 
-from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.params import DEFAULT_PARAMS, stage_params
+from fakenews.cli import Parser
+from fakenews.data.params import DEFAULT_PARAMS, stage_params
+from fakenews.errors import PipelineError, cli_errors
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stages.promote", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: %(default)s)")
-    parser.add_argument("--model", help="registered model name (default: evaluate.registered_model)")
-    parser.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
+def build_parser() -> Parser:
+    # The options every action takes, accepted before or after the action's name.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", default=argparse.SUPPRESS,
+                        help=f"params file (default: {DEFAULT_PARAMS})")
+    common.add_argument("--model", default=argparse.SUPPRESS,
+                        help="registered model name (default: evaluate.registered_model)")
+    common.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS,
+                        help="say what would change; change nothing")
+    parser = Parser(prog="python -m tools.promote", description=__doc__, parents=[common],
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("show", help="the champion, challenger and previous champion")
-    promote = sub.add_parser("promote", help="make a version champion (needs --force and --reason)")
+    sub.add_parser("show", parents=[common], help="the champion, challenger and previous champion")
+    promote = sub.add_parser("promote", parents=[common],
+                             help="make a version champion (needs --force and --reason)")
     promote.add_argument("--version", required=True)
     promote.add_argument("--force", action="store_true", help="skip the score comparison")
     promote.add_argument("--reason", default="", help="why; recorded on the version")
-    sub.add_parser("rollback", help="give champion back to the previous champion")
+    sub.add_parser("rollback", parents=[common], help="give champion back to the previous champion")
     return parser
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    # --params, --model and --dry-run may stand before or after the action (SUPPRESS defaults)
+    args.params = getattr(args, "params", str(DEFAULT_PARAMS))
+    args.model = getattr(args, "model", None)
+    args.dry_run = getattr(args, "dry_run", False)
     from mlflow.tracking import MlflowClient
 
-    from stages.lib import registry
-    from stages.lib.tracking import connect
+    from fakenews.tracking import registry
+    from fakenews.tracking.runs import connect
 
     name = args.model or stage_params("evaluate", args.params)["registered_model"]
     client = MlflowClient(connect())

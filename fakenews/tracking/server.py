@@ -1,9 +1,4 @@
-"""The local MLflow tracking server: start, stop, status and url, from the CLI or from tests.
-
-    python -m stages.lib.server start     # idempotent; waits until /health answers
-    python -m stages.lib.server status    # exit 0 when healthy, 1 otherwise
-    python -m stages.lib.server stop
-    python -m stages.lib.server url       # the tracking URI clients should use
+"""The local MLflow tracking server: settings, start, stop and status (CLI: tools.server).
 
 The server keeps runs in SQLite and stores artifacts in a local folder, and serves those
 artifacts over HTTP (`mlflow-artifacts:` URIs), so clients need nothing but the URI.
@@ -14,12 +9,10 @@ command-line flags override them. Relative paths are relative to the work direct
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,8 +23,9 @@ from typing import Any, Callable, Iterator
 import psutil
 import requests
 
-from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.params import DEFAULT_PARAMS, PROJECT_ROOT, load_params
+from fakenews.data.params import DEFAULT_PARAMS, PROJECT_ROOT, load_params
+from fakenews.errors import PipelineError
+from fakenews.processes import alive, free_port, port_in_use
 
 DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
@@ -39,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "backend_store": "mlflow/mlflow.db",
     "artifact_root": "mlflow/artifacts",
     "experiment": "fake-news",
-    "sweep": None,  # read by stages.lib.tracking: the parent run grouping a sweep's runs
+    "sweep": None,  # read by fakenews.tracking.experiment: the parent run grouping a sweep's runs
 }
 
 # The server must not phone home, and the job-execution consumer (an extra process used for
@@ -146,32 +140,11 @@ def server_healthy(uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _read_pid(config: ServerConfig) -> int | None:
+def read_pid(config: ServerConfig) -> int | None:
     try:
         return int(config.pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-
-
-def _alive(proc: psutil.Process) -> bool:
-    """Running; a zombie has exited and only waits for its parent to collect it."""
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def _server_process(pid: int | None) -> psutil.Process | None:
@@ -180,7 +153,7 @@ def _server_process(pid: int | None) -> psutil.Process | None:
         return None
     try:
         proc = psutil.Process(pid)
-        if _alive(proc):
+        if alive(proc):
             cmdline = proc.cmdline()
             return proc if "mlflow" in cmdline and "server" in cmdline else None
         proc.wait(0)  # collect the exit status when it is our own child
@@ -198,7 +171,9 @@ def _log_tail(config: ServerConfig, lines: int = 25) -> str:
 
 
 def _spawn(config: ServerConfig) -> int:
-    from stages.lib.io import atomic_path  # here: it imports pandas, which `url` does not need
+    from fakenews.data.io import (
+        atomic_path,  # here: it imports pandas, which `url` does not need
+    )
 
     for folder in (config.pid_file.parent, config.backend_store.parent, config.artifact_root):
         try:
@@ -236,18 +211,18 @@ def start_server(
     config = server_config(workdir, port, backend_store, artifact_root, params_path)
     if server_healthy(config.uri):
         say(f"MLflow server already running at {config.uri}")
-        return ServerHandle(config, _read_pid(config))
+        return ServerHandle(config, read_pid(config))
     began = time.monotonic()
-    proc = _server_process(_read_pid(config))
+    proc = _server_process(read_pid(config))
     if proc is not None and str(config.port) not in proc.cmdline():
         raise PipelineError(
             f"the MLflow server from {config.workdir} (pid {proc.pid}) listens on another port; "
-            "stop it first (`python -m stages.lib.server stop`)"
+            "stop it first (`python -m tools.server stop`)"
         )
     if proc is not None:
         say(f"MLflow server (pid {proc.pid}) is still starting; waiting for it")
         pid = proc.pid
-    elif _port_in_use(config.host, config.port):
+    elif port_in_use(config.host, config.port):
         raise PipelineError(
             f"port {config.port} on {config.host} is taken by a program that is not a healthy "
             f"MLflow server ({config.uri}/health does not answer); stop it or choose another "
@@ -287,7 +262,7 @@ def stop_server(
     config = handle.config
     proc = _server_process(handle.pid)
     if proc is None:
-        if handle.pid is not None and _read_pid(config) == handle.pid:
+        if handle.pid is not None and read_pid(config) == handle.pid:
             config.pid_file.unlink(missing_ok=True)
         if server_healthy(config.uri):
             say(f"a server answers at {config.uri}, but it was not started from "
@@ -309,12 +284,12 @@ def stop_server(
                     with contextlib.suppress(psutil.Error):
                         p.send_signal(sig)
         deadline = time.monotonic() + timeout
-        while any(_alive(p) for p in procs) and time.monotonic() < deadline:
+        while any(alive(p) for p in procs) and time.monotonic() < deadline:
             time.sleep(0.1)
-        procs = [p for p in procs if _alive(p)]
+        procs = [p for p in procs if alive(p)]
         if not procs:
             break
-    if _read_pid(config) == proc.pid:
+    if read_pid(config) == proc.pid:
         config.pid_file.unlink(missing_ok=True)
     say(f"stopped MLflow server (pid {proc.pid}) started from {config.workdir}")
     return True
@@ -334,7 +309,7 @@ def running_server(
 
 
 def server_status(config: ServerConfig) -> tuple[bool, str]:
-    pid = _read_pid(config)
+    pid = read_pid(config)
     proc = _server_process(pid)
     healthy = server_healthy(config.uri)
     if healthy and proc:
@@ -345,75 +320,3 @@ def server_status(config: ServerConfig) -> tuple[bool, str]:
         return False, f"process {proc.pid} is running but {config.uri}/health does not answer yet"
     stale = f" (stale PID file {config.pid_file} names {pid})" if pid is not None else ""
     return False, f"not running at {config.uri}{stale}"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--workdir", default=str(PROJECT_ROOT),
-                        help="base for relative paths and for mlflow/server.{pid,log} "
-                        "(default: the project root)")
-    common.add_argument("--port", type=int, help="port (default: tracking.port or 5000)")
-    common.add_argument("--backend-store", help="SQLite file for runs "
-                        "(default: tracking.backend_store or mlflow/mlflow.db)")
-    common.add_argument("--artifact-root", help="folder the server stores artifacts in "
-                        "(default: tracking.artifact_root or mlflow/artifacts)")
-    common.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file with an "
-                        "optional 'tracking:' section (default: %(default)s)")
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.lib.server",
-        description="Manage the local MLflow tracking server used by every pipeline stage. "
-        "It keeps runs in SQLite, stores artifacts in a local folder and serves them over "
-        "HTTP, and listens on 127.0.0.1 only.",
-        epilog="Clients find the server through MLFLOW_TRACKING_URI or the 'tracking:' "
-        "section of params.yaml (keys: " + ", ".join(DEFAULTS) + "). Options go after the "
-        "action, e.g. `start --port 5001`; see `<action> --help`.",
-    )
-    sub = parser.add_subparsers(dest="action", required=True, metavar="{start,stop,status,url}")
-    actions = {
-        "start": "start the server unless one already answers, and wait until it is healthy",
-        "stop": "stop the server started from this workdir (its PID file)",
-        "status": "report on the server; exit 0 when healthy, 1 otherwise",
-        "url": "print the tracking URI clients should use",
-    }
-    for name, text in actions.items():
-        description = text[0].upper() + text[1:] + "."
-        action = sub.add_parser(name, parents=[common], help=text, description=description)
-        if name == "start":
-            action.add_argument("--timeout", type=float, default=90.0,
-                                help="seconds to wait for /health (default: %(default)s)")
-    return parser
-
-
-def _local_flags(args: argparse.Namespace) -> bool:
-    """Whether the command names a local server explicitly (then MLFLOW_TRACKING_URI is not it)."""
-    return args.port is not None or args.workdir != str(PROJECT_ROOT) or args.backend_store is not None
-
-
-@cli_errors
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    paths = dict(
-        backend_store=args.backend_store, artifact_root=args.artifact_root, params_path=args.params
-    )
-    if args.action == "start":
-        start_server(args.workdir, args.port, timeout=args.timeout, **paths)
-        return 0
-    config = server_config(args.workdir, args.port, **paths)
-    if args.action == "stop":
-        stop_server(ServerHandle(config, _read_pid(config)))
-    elif args.action == "status" and os.environ.get("MLFLOW_TRACKING_URI") and not _local_flags(args):
-        uri = os.environ["MLFLOW_TRACKING_URI"]  # a team's server: only its health is ours to see
-        healthy = server_healthy(uri)
-        print(f"MLflow server (MLFLOW_TRACKING_URI): {'healthy' if healthy else 'not answering'} at {uri}")
-        return 0 if healthy else 1
-    elif args.action == "status":
-        healthy, message = server_status(config)
-        print(f"MLflow server: {message}")
-        return 0 if healthy else 1
-    else:
-        print(config.uri)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import tempfile
 import time
 from typing import Iterator, Mapping
 
-import psutil
 import requests
 
-from stages.lib.errors import PipelineError
-from stages.lib.server import free_port
+from fakenews.errors import PipelineError
+from fakenews.processes import free_port, stop_group
 
 
 def serve_command(model_uri: str, host: str, port: int) -> list[str]:
@@ -40,7 +38,7 @@ def served_model(model_uri: str, env: Mapping[str, str] | None = None, host: str
             _wait_until_ready(proc, url, timeout, log)
             yield url
         finally:
-            _stop_group(proc)
+            stop_group(proc, 'mlflow models serve')
 
 
 def _wait_until_ready(proc: subprocess.Popen, url: str, timeout: float, log) -> None:
@@ -54,31 +52,3 @@ def _wait_until_ready(proc: subprocess.Popen, url: str, timeout: float, log) -> 
                 return
         time.sleep(0.5)
     raise PipelineError(f"mlflow models serve did not answer {url}/ping within {timeout:.0f} s")
-
-
-def group_processes(pgid: int) -> list[psutil.Process]:
-    """Live (non-zombie) processes of a process group."""
-    found = []
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-    return found
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the group (the mlflow CLI and its uvicorn workers), then SIGKILL; fail
-    loudly if anything survives, so a leak cannot go unnoticed."""
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + grace
-        while group_processes(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not group_processes(proc.pid):
-            break
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
-    left = group_processes(proc.pid)
-    if left:
-        raise PipelineError(f"mlflow models serve left processes behind: {[p.pid for p in left]}")

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from stages.lib.params import PROJECT_ROOT
+from fakenews.data.params import PROJECT_ROOT
 
 SHARED = PROJECT_ROOT.parent / "shared"
 # The tiny profile: a few dozen headlines, one epoch, short sequences. Tests apply it with
@@ -34,8 +34,13 @@ def _project_files() -> list[str]:
     return [rel for rel in listed if rel and (PROJECT_ROOT / rel).is_file()]
 
 
-def copy_project(dest: Path | str) -> Path:
-    """`dest/repo`, a committed git repo with the project's files; returns its path."""
+def copy_project(dest: Path | str, dvc_cache: Path | str | None = None) -> Path:
+    """`dest/repo`, a committed git repo with the project's files; returns its path.
+
+    With `dvc_cache`, the copy uses that folder as its DVC cache (a local setting, not
+    committed), so copies sharing it also share DVC's run cache: a stage that already ran
+    with the same code, data and params in another copy is restored instead of rerun.
+    """
     dest = Path(dest)
     repo = dest / "repo"
     for rel in _project_files():
@@ -50,4 +55,7 @@ def copy_project(dest: Path | str) -> Path:
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", *_GIT_IDENTITY, "commit", "-q", "-m", "sandbox copy"]):
         subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
+    if dvc_cache is not None:
+        subprocess.run(["dvc", "cache", "dir", "--local", str(dvc_cache)], cwd=repo, check=True,
+                       capture_output=True)
     return repo

@@ -22,7 +22,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from stages.lib.errors import PipelineError
+from fakenews.errors import PipelineError
 
 TITLE = "title"
 OUTPUT = "fake_probability"
@@ -82,7 +82,7 @@ class HeadlineModel(_mlflow_base()):
     """Shared pyfunc plumbing; subclasses implement `load` and `score(titles)`."""
 
     def load_context(self, context) -> None:
-        import stages  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+        import fakenews  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
         config = json.loads(Path(context.artifacts["config"]).read_text(encoding="utf-8"))
         self.config = config
@@ -133,7 +133,7 @@ class CleanedTokensHeadlineModel(HeadlineModel):
     def load(self, artifacts, config):
         import tensorflow as tf
 
-        from stages.lib.nltk_setup import use_nltk_data
+        from fakenews.nltk_setup import use_nltk_data
 
         use_nltk_data(artifacts["nltk_data"])
         config["clean"]["nltk_data"] = artifacts["nltk_data"]
@@ -162,7 +162,7 @@ def log_headline_model(run, python_model: HeadlineModel, artifacts: dict[str, st
     """Log a pyfunc headline model to the active run; returns its model URI."""
     import mlflow.pyfunc
 
-    from stages.lib.params import PROJECT_ROOT
+    from fakenews.data.params import PROJECT_ROOT
 
     config_path = work_dir / "model_config.json"
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
@@ -172,7 +172,7 @@ def log_headline_model(run, python_model: HeadlineModel, artifacts: dict[str, st
         name=name,
         python_model=python_model,
         artifacts={**artifacts, "config": str(config_path)},
-        code_paths=[str(PROJECT_ROOT / "stages")],
+        code_paths=[str(PROJECT_ROOT / "stages"), str(PROJECT_ROOT / "fakenews")],
         signature=signature,
         input_example=example,
         pip_requirements=_model_requirements(),
@@ -182,7 +182,7 @@ def log_headline_model(run, python_model: HeadlineModel, artifacts: dict[str, st
 
 def _model_requirements() -> list[str]:
     """The serving subset of requirements.txt, pinned the same way."""
-    from stages.lib.params import PROJECT_ROOT
+    from fakenews.data.params import PROJECT_ROOT
 
     wanted = ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "nltk", "pandas",
               "numpy", "mlflow", "pyyaml", "scikit-learn")

@@ -1,11 +1,11 @@
 """score: fake-probabilities for a CSV/TSV of headlines, by the registry champion or any model.
 
 examples:
-  python -m stages.score --input headlines.csv --output scored.csv
-  python -m stages.score --input news.tsv --output scored.tsv --title-column headline
-  python -m stages.score --input headlines.csv --output scored.csv --threshold 0.8 \\
+  python -m tools.score --input headlines.csv --output scored.csv
+  python -m tools.score --input news.tsv --output scored.tsv --title-column headline
+  python -m tools.score --input headlines.csv --output scored.csv --threshold 0.8 \\
       --model "models:/fake-news-classifier/3"
-  python -m stages.score --input headlines.csv --output scored.csv --model models/bert
+  python -m tools.score --input headlines.csv --output scored.csv --model models/bert
   make score IN=headlines.csv OUT=scored.csv
 
 The output holds every input column, then `fake_probability` (0 to 1) and `predicted_label`
@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from fakenews.cli import Parser
+from fakenews.data.io import read_json, write_csv
+from fakenews.data.params import DEFAULT_PARAMS, stage_params
+from fakenews.data.schema import require_columns
+from fakenews.errors import PipelineError, cli_errors
 from stages.ingest import read_csv_file
-from stages.lib.errors import PipelineError, cli_errors
-from stages.lib.io import read_json, write_csv
-from stages.lib.params import DEFAULT_PARAMS, stage_params
-from stages.lib.schema import require_columns
 
 LABEL = "predicted_label"
 SERVER_SCHEMES = ("models", "runs", "mlflow-artifacts")  # resolved through the tracking server
@@ -53,7 +54,9 @@ def checked_titles(frame: pd.DataFrame, column: str, source: Path | str) -> list
     table, not in one batch, and comes before the slow scoring.
     """
     require_columns(frame, [column], source)
-    from stages.lib.headline_model import titles_from  # here: it imports mlflow, which takes seconds
+    from fakenews.tracking.pyfunc import (
+        titles_from,  # here: it imports mlflow, which takes seconds
+    )
 
     values = frame[column].tolist()
     try:
@@ -69,7 +72,7 @@ def predict_in_batches(model, titles: list[Any], batch_size: int, progress: bool
 
     `progress=None` shows the bar only when stderr is a terminal.
     """
-    from stages.lib.headline_model import OUTPUT, TITLE
+    from fakenews.tracking.pyfunc import OUTPUT, TITLE
 
     probabilities = np.empty(len(titles), dtype="float64")
     with tqdm(total=len(titles), unit="title", desc="scoring", file=sys.stderr,
@@ -91,7 +94,7 @@ def score_frame(frame: pd.DataFrame, model, title_column: str = "title", batch_s
     `model` is anything with the pyfunc `predict` (a DataFrame with a `title` column in, a
     DataFrame with `fake_probability` out), e.g. `mlflow.pyfunc.load_model(uri)`.
     """
-    from stages.lib.headline_model import OUTPUT
+    from fakenews.tracking.pyfunc import OUTPUT
 
     titles = checked_titles(frame, title_column, source)
     probabilities = predict_in_batches(model, titles, batch_size, progress)
@@ -104,7 +107,7 @@ def score_frame(frame: pd.DataFrame, model, title_column: str = "title", batch_s
 
 def default_model_uri(params_path: Path | str = DEFAULT_PARAMS) -> str:
     """The registry champion: models:/<evaluate.registered_model>@champion."""
-    from stages.lib.registry import CHAMPION
+    from fakenews.tracking.registry import CHAMPION
 
     return f"models:/{stage_params('evaluate', params_path)['registered_model']}@{CHAMPION}"
 
@@ -130,7 +133,7 @@ def load_model(model: str):
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
-    from stages.lib.tracking import connect
+    from fakenews.tracking.runs import connect
 
     if urlparse(uri).scheme in SERVER_SCHEMES:
         try:
@@ -148,7 +151,7 @@ def _registry_hint(uri: str) -> str:
     match = REGISTERED.match(uri)
     if not match:
         return ""
-    return (f"; see its aliases with `python -m stages.promote --model "
+    return (f"; see its aliases with `python -m tools.promote --model "
             f"{match['name']} show`, or train and evaluate one with `dvc repro`")
 
 
@@ -159,7 +162,7 @@ def describe(uri: str) -> str:
         return uri
     from mlflow.tracking import MlflowClient
 
-    from stages.lib.registry import alias_version
+    from fakenews.tracking.registry import alias_version
 
     version = alias_version(MlflowClient(), match["name"], match["alias"])
     return f"{uri} (version {version})" if version else uri
@@ -193,8 +196,8 @@ def _probability(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stages.score", description=__doc__,
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m tools.score", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--input", required=True, type=Path, metavar="FILE", help="CSV or TSV of headlines, with a header line")

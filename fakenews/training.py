@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from stages.lib.errors import PipelineError
-from stages.lib.io import atomic_path, write_csv, write_json
+from fakenews.data.io import atomic_path, write_csv, write_json
+from fakenews.errors import PipelineError
 
 
 def set_seeds(seed: int) -> None:
@@ -175,7 +175,7 @@ def publish_model(run, model, input_spec, python_model, artifacts: dict[str, str
     The output folder appears only once the model is logged, with the run id and model
     URI that evaluate needs to find it. Returns the model URI.
     """
-    from stages.lib.headline_model import log_headline_model
+    from fakenews.tracking.pyfunc import log_headline_model
 
     with tempfile.TemporaryDirectory() as work:
         saved = Path(work) / "saved_model"

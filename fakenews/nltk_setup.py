@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from stages.lib.errors import PipelineError
+from fakenews.errors import PipelineError
 
 REQUIRED = {"stopwords": "corpora/stopwords", "wordnet": "corpora/wordnet"}
 

@@ -1,13 +1,12 @@
 """Reading params.yaml: one section per stage, paths resolved against the project root."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from stages.lib.errors import PipelineError
+from fakenews.errors import PipelineError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -46,17 +45,3 @@ def project_path(value: str | Path) -> Path:
 def resolve_handle(handle: str) -> str:
     """A TF Hub handle from params: URLs pass through, anything else is a project path."""
     return handle if "://" in handle else str(project_path(handle))
-
-
-def stage_arg_parser(stage: str, description: str) -> argparse.ArgumentParser:
-    """The common command line of a stage: `python -m stages.<stage> [--params FILE]`."""
-    parser = argparse.ArgumentParser(
-        prog=f"python -m stages.{stage}",
-        description=description,
-        epilog=f"All settings come from the '{stage}:' section of the params file; "
-        "`dvc repro` runs this stage with the defaults.",
-    )
-    parser.add_argument(
-        "--params", default=str(DEFAULT_PARAMS), help="params file (default: %(default)s)"
-    )
-    return parser

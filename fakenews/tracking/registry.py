@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -98,7 +99,7 @@ def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
 
 
 def register_and_promote(runs: dict[str, dict], results: dict[str, dict[str, float]],
-                         test: "pd.DataFrame", test_hash: str, params: dict[str, Any]) -> dict[str, Any]:
+                         test: pd.DataFrame, test_hash: str, params: dict[str, Any]) -> dict[str, Any]:
     """Register every deep model as a version, tag it, and run the promotion decision.
 
     The best new version (on the promotion metric) becomes `challenger`; the current
@@ -106,8 +107,8 @@ def register_and_promote(runs: dict[str, dict], results: dict[str, dict[str, flo
     """
     import mlflow
 
-    from stages.lib.tracking import connect
-    from stages.lib.training import binary_metrics
+    from fakenews.tracking.runs import connect
+    from fakenews.training import binary_metrics
 
     client = MlflowClient(connect())
     name, metric = params["registered_model"], params["promotion_metric"]

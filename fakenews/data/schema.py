@@ -6,7 +6,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from stages.lib.errors import PipelineError
+from fakenews.errors import PipelineError
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], source: Path | str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.lib.io import atomic_path
+from fakenews.data.io import atomic_path
 
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 
@@ -28,7 +28,7 @@ def whole_words(vocab: list[str]) -> list[int]:
 
 def checkpoint_word_vectors(checkpoint_folder: Path | str) -> tuple[list[str], np.ndarray]:
     """(words, vectors) for the whole-word entries of a BERT checkpoint's vocabulary."""
-    from stages.lib.bert_hub import VOCAB_FILE, load_bert_checkpoint
+    from fakenews.hub.checkpoint import VOCAB_FILE, load_bert_checkpoint
 
     _, weights = load_bert_checkpoint(checkpoint_folder)
     vocab = (Path(checkpoint_folder) / VOCAB_FILE).read_text(encoding="utf-8").splitlines()

@@ -1,10 +1,10 @@
 """Trace an MLflow run back to the code, data and params that produced it.
 
-    python -m stages.trace <run_id>                       # commit, dirty flag, inputs, params, command
-    python -m stages.trace <run_id> --checkout            # restore them in this repository
-    python -m stages.trace <run_id> --checkout --dry-run  # print the restore commands only
+    python -m tools.trace <run_id>                       # commit, dirty flag, inputs, params, command
+    python -m tools.trace <run_id> --checkout            # restore them in this repository
+    python -m tools.trace <run_id> --checkout --dry-run  # print the restore commands only
 
-Reads the tags every stage run carries (stages.lib.tracking.run_tags): git.commit,
+Reads the tags every stage run carries (fakenews.tracking.runs.run_tags): git.commit,
 git.dirty, dvc.stage, dvc.dep.<path> (the DVC md5 of each input), command, and under
 `dvc exp run` dvc.exp.name. Restoring is `git checkout <commit>` then `dvc checkout`;
 for a run made by `dvc exp run` it is `dvc exp apply <name>` instead of `dvc checkout`,
@@ -20,7 +20,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from stages.lib.errors import PipelineError, cli_errors
+from fakenews.cli import Parser
+from fakenews.errors import PipelineError, cli_errors
 
 DEP_PREFIX = "dvc.dep."
 
@@ -63,7 +64,7 @@ def trace_from_run(run: Any) -> RunTrace:
 
 
 def describe(trace: RunTrace) -> str:
-    """The human-readable report `python -m stages.trace <run_id>` prints."""
+    """The human-readable report `python -m tools.trace <run_id>` prints."""
     lines = [
         f"run      {trace.run_id}  (stage {trace.stage}, {trace.status})",
         f"commit   {trace.commit or 'unknown (not logged from a git checkout)'}",
@@ -115,8 +116,8 @@ def check_restorable(trace: RunTrace, worktree_status: str | None, allow_dirty_r
 
 def differing_inputs(trace: RunTrace) -> list[str]:
     """The recorded inputs whose DVC md5 in this repository is not the run's."""
-    from stages.lib.params import project_path
-    from stages.lib.tracking import path_hash
+    from fakenews.data.params import project_path
+    from fakenews.tracking.lineage import path_hash
 
     def current(path: str) -> str:
         target = project_path(path)
@@ -133,7 +134,7 @@ def fetch_trace(run_id: str) -> RunTrace:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from stages.lib.tracking import connect
+    from fakenews.tracking.runs import connect
 
     uri = connect()
     try:
@@ -144,7 +145,7 @@ def fetch_trace(run_id: str) -> RunTrace:
 
 def execute(command: list[str]) -> bool:
     """Run one restore command in the project, output shown; dvc via this interpreter."""
-    from stages.lib.params import PROJECT_ROOT
+    from fakenews.data.params import PROJECT_ROOT
 
     argv = [sys.executable, "-m", "dvc", *command[1:]] if command[0] == "dvc" else command
     print(f"$ {shlex.join(command)}", flush=True)
@@ -153,7 +154,7 @@ def execute(command: list[str]) -> bool:
 
 def restore(trace: RunTrace, dry_run: bool, allow_dirty_run: bool) -> None:
     """--checkout: refuse what is unsafe, then print (dry_run) or run the commands."""
-    from stages.lib.tracking import git_output
+    from fakenews.tracking.lineage import git_output
 
     commands = restore_commands(trace)
     check_restorable(trace, git_output("status", "--porcelain", "--untracked-files=no"),
@@ -187,9 +188,9 @@ def run_restore(trace: RunTrace, code_command: list[str], data_command: list[str
     print(f"restored: {len(trace.deps)} recorded input(s) match run {trace.run_id}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.trace", description=__doc__,
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="python -m tools.trace", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="The tracking server is MLFLOW_TRACKING_URI, else the `tracking:` section of "
                "params.yaml (start it with `make server`).",

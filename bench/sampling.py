@@ -1,0 +1,72 @@
+"""Wall time and peak RSS of each DVC stage, sampled from the process tree of `dvc repro`."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+
+class StageSampler(threading.Thread):
+    """Polls a process tree; attributes each `python -m stages.<name>` process (and its
+    children) to that stage: first and last time seen, and the peak of their summed RSS."""
+
+    def __init__(self, root_pid: int, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.root_pid, self.interval = root_pid, interval
+        self.stages: dict[str, dict[str, float]] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.sample()
+            time.sleep(self.interval)
+
+    def sample(self) -> None:
+        try:
+            processes = psutil.Process(self.root_pid).children(recursive=True)
+        except psutil.Error:
+            return
+        now, rss = time.monotonic(), {}
+        for proc in processes:
+            stage = _stage_of(proc)
+            if stage:
+                rss[stage] = rss.get(stage, 0) + _tree_rss(proc)
+        for stage, total in rss.items():
+            seen = self.stages.setdefault(stage, {"first": now, "last": now, "peak_rss": 0})
+            seen["last"], seen["peak_rss"] = now, max(seen["peak_rss"], total)
+
+    def figures(self) -> dict[str, dict[str, float]]:
+        return {stage: {"seconds": round(s["last"] - s["first"], 1),
+                        "peak_rss_mib": round(s["peak_rss"] / 2**20)}
+                for stage, s in self.stages.items()}
+
+
+def _stage_of(proc: psutil.Process) -> str | None:
+    try:
+        cmdline = proc.cmdline()
+    except psutil.Error:
+        return None
+    # The shell dvc spawns also carries the command line; count only the interpreter.
+    if "-m" not in cmdline or not Path(cmdline[0]).name.startswith("python"):
+        return None
+    module = cmdline[cmdline.index("-m") + 1] if cmdline.index("-m") + 1 < len(cmdline) else ""
+    return module.removeprefix("stages.") if module.startswith("stages.") else None
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for member in [proc, *_children(proc)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _children(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.Error:
+        return []

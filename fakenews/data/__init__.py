@@ -1,0 +1,1 @@
+"""Params, atomic I/O and table schema checks."""

@@ -1,0 +1,1 @@
+"""Offline TF Hub modules: checkpoint reading, BERT preprocessing and encoder, word vectors."""

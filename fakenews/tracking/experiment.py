@@ -1,0 +1,104 @@
+"""The experiment a stage's run joins: runs that dead processes left RUNNING are ended
+first, and within a sweep the run is nested under the sweep's parent run."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+from typing import Mapping
+
+import psutil
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from fakenews.errors import PipelineError
+from fakenews.processes import alive
+from fakenews.tracking.server import tracking_settings
+
+
+def process_tags() -> dict[str, str]:
+    """The process that owns a run: host, PID, and start time (which tells a reused PID apart)."""
+    me = psutil.Process()
+    return {
+        "process.host": socket.gethostname(),
+        "process.pid": str(me.pid),
+        "process.started": f"{me.create_time():.3f}",
+    }
+
+
+def _owner_gone(tags: Mapping[str, str]) -> bool:
+    """Whether the process named by a run's process tags (on this host) has exited."""
+    try:
+        proc = psutil.Process(int(tags["process.pid"]))
+        reused = abs(proc.create_time() - float(tags["process.started"])) > 1.0
+        return reused or not alive(proc)
+    except psutil.NoSuchProcess:
+        return True
+    except (KeyError, ValueError, psutil.Error):
+        return False  # cannot tell, so leave the run alone
+
+
+def end_stale_runs(client: MlflowClient, experiment_id: str, ended_by: str) -> list[str]:
+    """End FAILED the experiment's RUNNING runs whose process on this host is gone; their ids.
+
+    A run stays RUNNING when its process cannot end it: SIGKILL, the OOM killer, or a
+    tracking server that died first. Runs from other hosts are left alone (their processes
+    cannot be checked from here), and so are runs without process tags.
+    """
+    host = socket.gethostname()
+    query = f"attributes.status = 'RUNNING' and tags.`process.host` = '{host}'"
+    stale = [r for r in client.search_runs([experiment_id], query, max_results=1000)
+             if _owner_gone(r.data.tags)]
+    for stuck in stale:
+        client.set_tag(
+            stuck.info.run_id, "process.ended",
+            f"process {stuck.data.tags['process.pid']} on {host} exited without ending this run "
+            f"(killed, or it lost the tracking server); marked FAILED by {ended_by}",
+        )
+        client.set_terminated(stuck.info.run_id, "FAILED")
+    return [stuck.info.run_id for stuck in stale]
+
+
+# ---- sweeps: one parent run per `tracking.sweep` name -------------------------------------
+
+_SWEEP_NAME = re.compile(r"[\w.:/ -]{1,200}")
+
+
+def sweep_name() -> str | None:
+    """`tracking.sweep` in params.yaml (`dvc exp run -S tracking.sweep=<name>`), or None."""
+    name = tracking_settings()["sweep"]
+    if name is None or name == "":
+        return None
+    if not _SWEEP_NAME.fullmatch(str(name)):
+        raise PipelineError(
+            f"tracking.sweep must be up to 200 letters, digits, spaces or . _ - : /, got {name!r}"
+        )
+    return str(name)
+
+
+def sweep_parent(client: MlflowClient, experiment_id: str, name: str) -> str:
+    """The id of the sweep's parent run, created on first use.
+
+    The parent only groups its children, so it is ended at once and never left RUNNING.
+    Should two stages create it at the same moment (a parallel queue), the older parent
+    is kept and the newer one deleted.
+    """
+    query = f"tags.sweep = '{name}' and tags.`sweep.parent` = 'true'"
+
+    def oldest() -> Run | None:
+        found = client.search_runs([experiment_id], query, max_results=1,
+                                   order_by=["attributes.start_time ASC"])
+        return found[0] if found else None
+
+    existing = oldest()
+    if existing:
+        return existing.info.run_id
+    tags = {"sweep": name, "sweep.parent": "true",
+            "dvc.exp.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")}
+    created = client.create_run(experiment_id, run_name=name,
+                                tags={key: value for key, value in tags.items() if value})
+    client.set_terminated(created.info.run_id, "FINISHED")
+    winner = oldest() or created
+    if winner.info.run_id != created.info.run_id:
+        client.delete_run(created.info.run_id)
+    return winner.info.run_id

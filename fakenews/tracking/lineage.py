@@ -1,0 +1,113 @@
+"""What a run records about its inputs: git state, DVC hashes of its inputs, the command.
+
+Also the key rules MLflow enforces on params, metrics and tags, applied in one place.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mlflow.utils.validation import (
+    MAX_ENTITY_KEY_LENGTH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_TAG_VAL_LENGTH,
+)
+
+from fakenews.data.params import PROJECT_ROOT, project_path
+
+
+def mlflow_key(name: str) -> str:
+    """A valid MLflow param/metric/tag key: allowed characters only, within the length limit."""
+    return re.sub(r"[^/\w.\- :]", "_", name)[:MAX_ENTITY_KEY_LENGTH]
+
+
+def truncate(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}"""
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{key}."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def param_values(params: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in flatten(params).items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        out[mlflow_key(key)] = truncate(text, MAX_PARAM_VAL_LENGTH)
+    return out
+
+
+def git_output(*args: str) -> str | None:
+    """Output of a read-only git command in the project, or None when it fails."""
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=15,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},  # `git status` must not write the index
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def path_hash(path: Path) -> str:
+    """The md5 DVC records for a path: of the file's bytes, or DVC's `<md5>.dir` of a folder."""
+    if path.is_file():
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "md5").hexdigest()
+    entries = [
+        {"md5": path_hash(file), "relpath": file.relative_to(path).as_posix()}
+        for file in path.rglob("*")
+        if file.is_file()
+    ]
+    entries.sort(key=lambda entry: entry["relpath"])
+    listing = json.dumps(entries, sort_keys=True).encode("utf-8")
+    return hashlib.md5(listing).hexdigest() + ".dir"
+
+
+def _dep_tag(value: str | Path) -> tuple[str, str]:
+    """("dvc.dep.<path as dvc.yaml spells it>", hash): relative to the project when possible."""
+    path = project_path(value).resolve()
+    name = str(path) if Path(value).is_absolute() else Path(os.path.normpath(value)).as_posix()
+    with contextlib.suppress(ValueError):
+        name = path.relative_to(PROJECT_ROOT).as_posix()
+    return mlflow_key(f"dvc.dep.{name}"), path_hash(path) if path.exists() else "missing"
+
+
+def run_tags(stage: str, input_paths: Sequence[str | Path]) -> dict[str, str]:
+    """Tags tying a run to its code (git), its DVC stage and inputs, and its command line."""
+    # dvc.lock is rewritten by `dvc repro` after every stage, so it does not count as a change.
+    status = git_output("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock")
+    script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    tags = {
+        "git.commit": git_output("rev-parse", "HEAD") or "unknown",
+        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "git.branch": git_output("symbolic-ref", "--short", "-q", "HEAD") or "detached",
+        "dvc.stage": stage,
+        "command": shlex.join(sys.orig_argv),  # as typed: `python -m stages.train ...`
+        "mlflow.source.name": (
+            script.relative_to(PROJECT_ROOT).as_posix()
+            if script and script.is_relative_to(PROJECT_ROOT)
+            else f"stages.{stage}"
+        ),
+        # set by `dvc exp run` for each experiment; the baseline groups one sweep
+        "dvc.exp.name": os.environ.get("DVC_EXP_NAME"),
+        "dvc.exp.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV"),
+    }
+    tags.update(_dep_tag(path) for path in input_paths)
+    return {key: truncate(value, MAX_TAG_VAL_LENGTH) for key, value in tags.items() if value}

@@ -1,0 +1,206 @@
+"""The one place that sets up MLflow for the pipeline stages.
+
+    with start_run("train", params, input_paths=["data/processed/train.parquet"]) as run:
+        for epoch in ...:
+            run.log_epoch(epoch, {"loss": loss, "val_accuracy": acc})
+        run.log_metrics({"test": {"f1": f1}})
+        run.log_artifact("models/classifier")
+
+The tracking server must be running (`make server`, or `python -m tools.server start`);
+stages never fall back to a local ./mlruns folder. MLFLOW_TRACKING_URI and
+MLFLOW_EXPERIMENT_NAME override the `tracking:` section of params.yaml.
+
+Every run records its lineage (fakenews.tracking.lineage) and joins its experiment
+through fakenews.tracking.experiment, which ends runs dead processes left RUNNING and
+nests sweep runs under their parent.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from urllib.parse import urlparse
+
+import mlflow
+import requests
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from fakenews.data.params import project_path
+from fakenews.errors import PipelineError
+from fakenews.tracking.experiment import (
+    end_stale_runs,
+    process_tags,
+    sweep_name,
+    sweep_parent,
+)
+from fakenews.tracking.lineage import flatten, mlflow_key, param_values, run_tags
+from fakenews.tracking.server import server_config, server_healthy, tracking_settings
+
+T = TypeVar("T")
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else the server configured in params.yaml."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or server_config().uri
+
+
+def experiment_name() -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or str(tracking_settings()["experiment"])
+
+
+def require_server(uri: str, timeout: float = 5.0) -> None:
+    """Raise PipelineError unless the tracking server at an http(s) URI answers /health."""
+    if urlparse(uri).scheme in ("http", "https") and not server_healthy(uri, timeout):
+        raise PipelineError(
+            f"no MLflow tracking server answers at {uri} ({uri.rstrip('/')}/health). "
+            "Start it with `make server` (or `python -m tools.server start`), "
+            "or point MLFLOW_TRACKING_URI at a running server."
+        )
+
+
+def connect() -> str:
+    """Check the server answers and point every mlflow client call at it; returns the URI.
+
+    mlflow.set_tracking_uri is process-global and wins over the environment, so callers
+    that load models or use the registry call this first rather than trusting leftovers.
+    """
+    uri = tracking_uri()
+    require_server(uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def _server_lost(err: BaseException, uri: str, run_id: str | None = None) -> PipelineError | None:
+    """A PipelineError when `err` is a failed request to a server that no longer answers.
+
+    One line that says what to do: the run cannot be ended without the server, so it is
+    left RUNNING, and the next stage to start marks it FAILED (see end_stale_runs).
+    """
+    if isinstance(err, (MlflowException, requests.RequestException, OSError)):
+        try:
+            require_server(uri, timeout=2.0)
+        except PipelineError as lost:
+            run = f" during run {run_id}" if run_id else ""
+            after = (f" Then rerun the stage (e.g. `dvc repro`); it marks run {run_id} FAILED."
+                     if run_id else "")
+            return PipelineError(f"lost the connection to MLflow{run}: {lost}{after}")
+    return None
+
+# ---- the run ------------------------------------------------------------------------------
+
+
+class StageRun:
+    """The active run of one stage; every MLflow call goes through `call` to be timed."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.run_id: str | None = None
+        self.logging_seconds = 0.0
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one MLflow call, adding its duration to `logging_seconds`."""
+        started = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        except Exception as err:
+            lost = _server_lost(err, self.uri, self.run_id)
+            if lost:
+                raise lost from err
+            raise
+        finally:
+            self.logging_seconds += time.perf_counter() - started
+
+    def log_epoch(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """Per-epoch metrics, e.g. log_epoch(3, {"loss": 0.2, "val": {"accuracy": 0.9}})."""
+        self.call(mlflow.log_metrics, _metric_values(metrics), step=step)
+
+    def log_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Final metrics; nested dicts become dotted keys."""
+        self.call(mlflow.log_metrics, _metric_values(metrics))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a file, or a folder as a folder of the same name (relative to the project)."""
+        path = project_path(path)
+        if path.is_dir():
+            self.call(mlflow.log_artifacts, str(path), artifact_path or path.name)
+        elif path.is_file():
+            self.call(mlflow.log_artifact, str(path), artifact_path)
+        else:
+            raise PipelineError(f"{path}: cannot log it as an MLflow artifact, it does not exist")
+
+
+def _metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {mlflow_key(key): float(value) for key, value in flatten(metrics).items()}
+
+
+def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
+    """Select the experiment, end the runs dead processes left RUNNING in it, and return
+    the tags that put the new run under its sweep's parent (none outside a sweep)."""
+    experiment_id = run.call(mlflow.set_experiment, experiment_name()).experiment_id
+    client = MlflowClient(run.uri)
+    stale = run.call(end_stale_runs, client, experiment_id, f"{stage} (pid {os.getpid()})")
+    if stale:
+        print(f"{stage}: marked FAILED {len(stale)} run(s) left RUNNING by a process that is "
+              f"gone: {', '.join(stale)}", flush=True)
+    name = sweep_name()
+    if name is None:
+        return {}
+    return {"sweep": name, "mlflow.parentRunId": run.call(sweep_parent, client, experiment_id, name)}
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """`kill` (SIGTERM, as sent by CI timeouts and process managers) ends the run KILLED
+    rather than leaving it RUNNING forever; only possible from the main thread."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def start_run(
+    stage: str, params: Mapping[str, Any], input_paths: Sequence[str | Path] = (),
+    run_name: str | None = None, extra_tags: Mapping[str, str] | None = None,
+) -> Iterator[StageRun]:
+    """An MLflow run for one stage, ended FINISHED, FAILED (exception) or KILLED (Ctrl-C).
+
+    Logs `params` (flattened), the tags of `run_tags` and `process_tags`, and at the end
+    the metric `mlflow_logging_seconds`. Before the run starts, runs that dead processes
+    left RUNNING are ended (end_stale_runs), and within a sweep the run is nested under
+    the sweep's parent run. A server that does not answer is a PipelineError.
+    """
+    uri = tracking_uri()
+    require_server(uri)  # before any mlflow call, so nothing local (./mlruns) gets created
+    tags = {**run_tags(stage, input_paths), **process_tags(), **(extra_tags or {})}
+    run = StageRun(uri)
+    run.call(mlflow.set_tracking_uri, uri)
+    tags.update(_prepare_experiment(run, stage))
+    run.run_id = run.call(mlflow.start_run, run_name=run_name or stage, tags=tags).info.run_id
+    try:
+        with _sigterm_as_interrupt():
+            run.call(mlflow.log_params, param_values(params))
+            yield run
+            run.call(mlflow.log_metric, "mlflow_logging_seconds", run.logging_seconds)
+    except BaseException as err:
+        status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):  # the server may be the thing that failed
+            mlflow.end_run(status)
+        lost = _server_lost(err, uri, run.run_id) if not isinstance(err, PipelineError) else None
+        if lost:
+            raise lost from err
+        raise
+    run.call(mlflow.end_run, "FINISHED")

@@ -1,1 +1,0 @@
-"""Concerns shared by every stage: params, errors, atomic I/O, schema checks, NLTK, MLflow."""

@@ -1,0 +1,1 @@
+"""Test and benchmark scaffolding: throwaway project copies and `mlflow models serve`."""
