@@ -39,6 +39,13 @@ def build_parser() -> Parser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
+    from fakenews.tracking.runs import refusals_as_errors, tracking_uri
+
+    with refusals_as_errors(tracking_uri()):  # e.g. a read-only user moving an alias: 403
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
     # --params, --model and --dry-run may stand before or after the action (SUPPRESS defaults)
     args.params = getattr(args, "params", str(DEFAULT_PARAMS))

@@ -32,6 +32,7 @@ from fakenews.team.s3 import ARTIFACTS, REGION, S3Server
 from fakenews.tracking.server import SERVER_ENV, server_healthy
 
 USERS = {ADMIN: "TEAM_ADMIN_PASSWORD", READER: "TEAM_READER_PASSWORD"}
+AUTH_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ class MlflowServer:
     paths: TeamPaths
     host: str
     port: int
-    workers: int = 2
+    # One worker: on this 2-core machine a second added no throughput (bench.team), and with
+    # one, a changed password takes effect at once (the login cache is per worker).
+    workers: int = 1
     allowed_hosts: str | None = None  # --allowed-hosts, needed when clients use another name
 
     @property
@@ -101,7 +104,12 @@ class MlflowServer:
             "[mlflow]\ndefault_permission = READ\n"
             f"database_uri = {postgres.uri('mlflow_auth')}\n"
             f"admin_username = {ADMIN}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Checking a password costs ~0.2 s of CPU (scrypt), on every request; a cached
+            # check is the difference between 3 and 300 requests a second. A changed
+            # password takes effect at once on the worker that changed it, and after up
+            # to this many seconds on the others.
+            f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
         env = self.environment(postgres, s3, secrets, bootstrap)
         pid = spawn_detached(self.command(postgres), self.log_file, env, cwd=self.paths.mlflow_dir)
         self.paths.run_dir.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,12 @@ def require_server(uri: str, timeout: float = 5.0) -> None:
         raise gone from None
     if probe.status_code in (401, 403):
         raise _refusal(uri, probe.status_code, "/api/2.0/mlflow/experiments/search")
+    if probe.status_code >= 500:  # e.g. its database is down: /health does not notice
+        raise PipelineError(
+            f"the MLflow server at {uri} answers but fails (HTTP {probe.status_code} on a "
+            "search): its backend store may be down; see the server's log "
+            "(`make team-status` names it for the team service)."
+        )
 
 
 def _refusal(uri: str, status: int, endpoint: str) -> PipelineError:
@@ -115,6 +121,18 @@ def connect() -> str:
     require_server(uri)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+@contextlib.contextmanager
+def refusals_as_errors(uri: str) -> Iterator[None]:
+    """A 401 or 403 from the server inside the block becomes a one-line PipelineError."""
+    try:
+        yield
+    except MlflowException as err:
+        refused = _access_refused(err, uri)
+        if refused:
+            raise refused from None
+        raise
 
 
 def _server_lost(err: BaseException, uri: str, run_id: str | None = None) -> PipelineError | None:
