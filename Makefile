@@ -55,7 +55,7 @@ team-down: $(STAMP)  ## stop the team service; its data stay in team/
 team-status: $(STAMP)  ## what the team service runs, on which ports, and its logs
 	python -m tools.team status
 
-bench-team: $(STAMP)  ## load and fault figures: SQLite vs the team service (~10 min)
+bench-team: $(STAMP)  ## load and fault figures: SQLite vs the team service (~7 min)
 	python -m bench.team $(BENCH_ARGS)
 
 .PHONY: score

@@ -27,6 +27,7 @@ from typing import Any
 from bench.harness import say
 from fakenews.data.io import write_json
 from fakenews.data.params import PROJECT_ROOT
+from fakenews.processes import free_port
 
 PARAMS, POINTS, ARTIFACT_BYTES = 20, 500, 1 << 20
 
@@ -128,7 +129,7 @@ def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         report["load"]["sqlite"] = {str(n): load(local.uri, {}, n, "sqlite", work) for n in args.clients}
     root = work / "team"
     root.mkdir(mode=0o711)
-    team = stack.up(root, say=say, port=None)
+    team = stack.up(root, say=say, port=free_port())
     try:
         env = read_env_file(team.paths.client_env(ADMIN))
         credentials = {k: v for k, v in env.items() if k.startswith("MLFLOW_")}

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -73,6 +74,33 @@ def process_matching(pid: int | None, *words: str) -> psutil.Process | None:
     except (psutil.Error, psutil.TimeoutExpired):
         pass
     return None
+
+
+@dataclass(frozen=True)
+class PidFile:
+    """The PID of a detached server, kept in `path`; `words` identify its command line."""
+    path: Path
+    words: tuple[str, ...]
+
+    def write(self, pid: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(f"{pid}\n")
+
+    def live(self) -> int | None:
+        """The PID while that process runs, else None."""
+        try:
+            pid = int(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if process_matching(pid, *self.words) else None
+
+    def stop(self, what: str) -> bool:
+        """Stop the process group (stop_group) and forget the PID; False if none ran."""
+        pid = self.live()
+        if pid is not None:
+            stop_group(pid, what)
+        self.path.unlink(missing_ok=True)
+        return pid is not None
 
 
 def spawn_detached(command: Sequence[str], log_file: Path, env: Mapping[str, str],

@@ -19,13 +19,7 @@ from pathlib import Path
 import requests
 
 from fakenews.errors import PipelineError
-from fakenews.processes import (
-    check_bind_host,
-    process_matching,
-    spawn_detached,
-    stop_group,
-    wait_until_ready,
-)
+from fakenews.processes import PidFile, check_bind_host, spawn_detached, wait_until_ready
 from fakenews.team.layout import ADMIN, READER, Secrets, TeamPaths, env_file_text, write_private
 from fakenews.team.postgres import Postgres
 from fakenews.team.s3 import ARTIFACTS, REGION, S3Server
@@ -59,8 +53,8 @@ class MlflowServer:
         return self.paths.log("mlflow")
 
     @property
-    def pid_file(self) -> Path:
-        return self.paths.pid_file("mlflow")
+    def process(self) -> PidFile:
+        return PidFile(self.paths.pid_file("mlflow"), ("mlflow", "server"))
 
     def command(self, postgres: Postgres) -> list[str]:
         extra = ["--allowed-hosts", self.allowed_hosts] if self.allowed_hosts else []
@@ -89,11 +83,7 @@ class MlflowServer:
         return env
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if process_matching(pid, "mlflow", "server") else None
+        return self.process.live()
 
     def start(self, postgres: Postgres, s3: S3Server, secrets: Secrets, bootstrap: bool,
               timeout: float = 180) -> int:
@@ -112,21 +102,14 @@ class MlflowServer:
             f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
         env = self.environment(postgres, s3, secrets, bootstrap)
         pid = spawn_detached(self.command(postgres), self.log_file, env, cwd=self.paths.mlflow_dir)
-        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
-        self.pid_file.write_text(f"{pid}\n")
+        self.process.write(pid)
         wait_until_ready(lambda: server_healthy(self.uri, timeout=1.0),
                          lambda: self.pid() is not None, "the MLflow server", self.log_file,
                          timeout, stop=self.stop)
         return pid
 
     def stop(self) -> bool:
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        stop_group(pid, "the MLflow server")
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self.process.stop("the MLflow server")
 
     # ---- users ----------------------------------------------------------------------------
 

@@ -19,7 +19,17 @@ from pathlib import Path
 from fakenews.errors import PipelineError
 from fakenews.team.layout import TeamPaths, write_private
 
-PG_BIN = Path(os.environ.get("TEAM_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _server_binaries() -> Path:
+    """TEAM_PG_BIN, else the newest Debian/Ubuntu server install (postgresql-<version>)."""
+    if os.environ.get("TEAM_PG_BIN"):
+        return Path(os.environ["TEAM_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _server_binaries()
 ROLE = "mlflow"
 DATABASES = ("mlflow", "mlflow_auth")  # runs and registry; MLflow's users and permissions
 
@@ -85,7 +95,8 @@ class Postgres:
         """A new cluster: local connections by peer, TCP ones by SCRAM password only."""
         if not (PG_BIN / "initdb").exists():
             raise PipelineError(f"no PostgreSQL server binaries in {PG_BIN}: install them "
-                                "(Debian: apt-get install postgresql-15) or set TEAM_PG_BIN")
+                                "(Debian: apt-get install postgresql-15) or point TEAM_PG_BIN "
+                                "at the folder holding initdb and pg_ctl")
         self._make_dirs()
         _run([str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "-E", "UTF8",
               "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256"], "initdb")

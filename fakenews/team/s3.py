@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from fakenews.errors import PipelineError
-from fakenews.processes import process_matching, spawn_detached, stop_group, wait_until_ready
+from fakenews.processes import PidFile, spawn_detached, wait_until_ready
 from fakenews.team.layout import Secrets, TeamPaths, write_private
 
 MLFLOW_BUCKET, DVC_BUCKET = "mlflow", "dvc"
@@ -97,8 +97,8 @@ class S3Server:
         return self.paths.log("s3")
 
     @property
-    def pid_file(self) -> Path:
-        return self.paths.pid_file("s3")
+    def process(self) -> PidFile:
+        return PidFile(self.paths.pid_file("s3"), ("mini",))
 
     def command(self) -> list[str]:
         data = self.paths.s3_dir
@@ -114,11 +114,7 @@ class S3Server:
                 f"-bucket={MLFLOW_BUCKET},{DVC_BUCKET}"]
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if process_matching(pid, "mini") else None
+        return self.process.live()
 
     def anonymous_status(self) -> int | None:
         """The HTTP status of an unsigned bucket listing; None while nothing answers."""
@@ -129,11 +125,10 @@ class S3Server:
 
     def start(self, secrets: Secrets, timeout: float = 60) -> int:
         self.paths.s3_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
         write_private(self.config_file, json.dumps(identities(secrets), indent=1))
         env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
         pid = spawn_detached(self.command(), self.log_file, env, cwd=self.paths.s3_dir)
-        self.pid_file.write_text(f"{pid}\n")
+        self.process.write(pid)
         client = self.client(secrets, "TEAM_S3")
 
         def buckets_ready() -> bool:
@@ -156,13 +151,7 @@ class S3Server:
         return pid
 
     def stop(self) -> bool:
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        stop_group(pid, "SeaweedFS")
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self.process.stop("SeaweedFS")
 
     def client(self, secrets: Secrets, identity: str = "TEAM_DVC"):
         """A boto3 S3 client as `identity` (TEAM_S3: the MLflow server's; TEAM_DVC: DVC's)."""

@@ -58,9 +58,14 @@ def _plan(paths: TeamPaths, host: str | None, port: int | None,
     """The services on the last start's ports when they still run or the ports are free,
     on new free ports otherwise (only MLflow's port is one clients know)."""
     state = load_state(paths)
-    mlflow_port = port or state.get("mlflow_port") or DEFAULT_PORT
-    if port_in_use("127.0.0.1", mlflow_port):
-        raise PipelineError(f"port {mlflow_port} is taken; stop what listens there, or choose "
+    mlflow = MlflowServer(paths, host or state.get("host") or "127.0.0.1",
+                          port or state.get("mlflow_port") or DEFAULT_PORT,
+                          allowed_hosts=allowed_hosts or state.get("allowed_hosts"))
+    previous = current(paths.root).mlflow if state else None
+    if previous and previous.pid():  # running: keep it as it is
+        mlflow = previous
+    elif port_in_use("127.0.0.1", mlflow.port):
+        raise PipelineError(f"port {mlflow.port} is taken; stop what listens there, or choose "
                             "another with --port (clients then need the new URI)")
     s3 = S3Server(paths, state.get("s3_ports") or {})
     if not (s3.ports and (s3.pid() or all(_usable(p) for p in s3.ports.values()))):
@@ -68,9 +73,7 @@ def _plan(paths: TeamPaths, host: str | None, port: int | None,
     pg = Postgres(paths, state.get("postgres_port") or 0)
     if not (pg.port and (pg.running() or _usable(pg.port))):
         pg = Postgres(paths, free_port())
-    return Team(paths, pg, s3, MlflowServer(paths, host or state.get("host") or "127.0.0.1",
-                                            mlflow_port,
-                                            allowed_hosts=allowed_hosts or state.get("allowed_hosts")))
+    return Team(paths, pg, s3, mlflow)
 
 
 def current(root: Path | str | None = None) -> Team:
@@ -98,13 +101,10 @@ def _stop_on_failure(stops: list[Callable[[], object]]) -> Iterator[None]:
 
 def up(root: Path | str | None = None, host: str | None = None, port: int | None = None,
        allowed_hosts: str | None = None, say: Say = print) -> Team:
-    """Start whatever is not running yet; returns the team once MLflow answers as admin."""
+    """Start whatever is not running yet (so `up` also restarts a service that died);
+    returns the team once MLflow answers as admin."""
     paths = team_paths(root)
     paths.root.mkdir(parents=True, exist_ok=True)
-    if paths.state_file.exists() and current(paths.root).mlflow.pid():
-        team = current(paths.root)
-        say(f"team service already running at {team.uri}")
-        return team
     secrets = load_secrets(paths, create=True)
     team = _plan(paths, host, port, allowed_hosts)
     state = load_state(paths)
@@ -124,8 +124,9 @@ def up(root: Path | str | None = None, host: str | None = None, port: int | None
             team.s3.start(secrets)
             started.append(team.s3.stop)
         say(f"S3          {team.s3.endpoint}  ({time.monotonic() - began:.1f}s)")
-        team.mlflow.start(pg, team.s3, secrets, bootstrap=not state.get("auth_initialized"))
-        started.append(team.mlflow.stop)
+        if team.mlflow.pid() is None:
+            team.mlflow.start(pg, team.s3, secrets, bootstrap=not state.get("auth_initialized"))
+            started.append(team.mlflow.stop)
         team.mlflow.ensure_users(secrets)
         save_state(paths, {"host": team.mlflow.host, "mlflow_port": team.mlflow.port,
                            "allowed_hosts": team.mlflow.allowed_hosts,
