@@ -2,8 +2,7 @@
 stay silent unless asked.
 
 By default TensorFlow's C++ log (the CUDA probe on machines with no GPU, oneDNN notices,
-graph-rewrite chatter), MLflow's INFO lines and run-URL banners, its "add type hints"
-advice, and progress bars written to anything but a terminal are off. Python warnings
+graph-rewrite chatter), MLflow's INFO lines and run-URL banners, and progress bars written to anything but a terminal are off. Python warnings
 that mean something (deprecations aside) still show.
 
 `--verbose` on any stage or tool, or FAKENEWS_LOG_LEVEL=debug in the environment, brings
@@ -12,10 +11,13 @@ here, before TensorFlow is imported; values already in the environment win.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
-import warnings
+from typing import Iterator
 
 LOG_LEVEL_ENV = "FAKENEWS_LOG_LEVEL"
 _QUIET_LOGGERS = ("mlflow", "alembic", "urllib3", "absl", "h5py", "git")
@@ -34,6 +36,9 @@ def quiet_defaults() -> None:
     # harmless grappler notices; real failures still surface as Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if not any(isinstance(finder, _SilentTensorflowImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SilentTensorflowImport())
     if not sys.stderr.isatty():
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         os.environ.setdefault("TQDM_DISABLE", "1")
@@ -49,7 +54,45 @@ def configure(verbose_flag: bool = False) -> None:
         return
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    # We log every model with an explicit signature, so the advice does not apply.
-    warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
     if "tensorflow" in sys.modules:
         sys.modules["tensorflow"].get_logger().setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what C/C++ code writes to file descriptor 2 to /dev/null for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _SilentTensorflowImport(importlib.abc.MetaPathFinder):
+    """Loading TensorFlow's native libraries prints notices (oneDNN, "could not find cuda
+    drivers") straight to fd 2 before any log level applies: silence just that import."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once, and so that find_spec below finds the real one
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _SilencedLoader(spec.loader)
+        return spec
+
+
+class _SilencedLoader(importlib.abc.Loader):
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with native_stderr_silenced():
+            self.inner.exec_module(module)

@@ -157,32 +157,45 @@ def write_training_outputs(stage: str, history: dict[str, list[float]],
 
 
 def save_serving_model(model, target: Path, input_spec) -> None:
-    """A SavedModel with one signature: `input_spec` → {"fake_probability": [batch]}."""
+    """A SavedModel with one signature: `input_spec` → {"fake_probability": [batch]}.
+
+    It saves a plain module holding the weights and the one serving function, not the
+    Keras model: Keras would trace every layer's call for its own object graph, which
+    costs more than the training of a tiny model and is never loaded back.
+    """
     import tensorflow as tf
+
+    module = tf.Module(name="headline_classifier")
+    module.weights = list(model.variables)
+    # BERT's tokenize/pack layers call functions of this hub object; it owns the vocab table.
+    module.preprocessor = getattr(model, "bert_preprocessor", None)
 
     @tf.function(input_signature=[input_spec])
     def serve(inputs):
         return {"fake_probability": model(inputs, training=False)[:, 0]}
 
+    module.serve = serve
     with atomic_path(target) as tmp:
-        tf.saved_model.save(model, str(tmp), signatures={"serving_default": serve})
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": serve})
 
 
-def publish_model(run, model, input_spec, python_model, artifacts: dict[str, str],
-                  config: dict[str, Any], model_dir: Path) -> str:
-    """Log the pyfunc model to the run and keep its SavedModel as the DVC output.
+def publish_model(run, model, input_spec, artifacts: dict[str, str], config: dict[str, Any],
+                  model_dir: Path) -> str:
+    """Log the pyfunc model to the run and keep a copy of it as the DVC output.
 
-    The output folder appears only once the model is logged, with the run id and model
-    URI that evaluate needs to find it. Returns the model URI.
+    The output folder is the MLflow model itself (loadable with no tracking server) plus
+    mlflow_run.json with the run id and model URI that evaluate needs; it appears only
+    once the model is logged. Returns the model URI.
     """
+    import mlflow.artifacts
+
     from fakenews.tracking.pyfunc import log_headline_model
 
     with tempfile.TemporaryDirectory() as work:
         saved = Path(work) / "saved_model"
         save_serving_model(model, saved, input_spec)
-        uri = log_headline_model(run, python_model, {"saved_model": str(saved), **artifacts},
-                                 config, Path(work))
+        info = log_headline_model(run, {"saved_model": str(saved), **artifacts}, config, Path(work))
         with atomic_path(model_dir) as tmp:
-            saved.rename(tmp)
-            write_json({"run_id": run.run_id, "model_uri": uri}, tmp / "mlflow_run.json")
-    return uri
+            run.call(mlflow.artifacts.download_artifacts, info.model_uri, dst_path=str(tmp))
+            write_json({"run_id": run.run_id, "model_uri": info.model_uri}, tmp / "mlflow_run.json")
+    return info.model_uri

@@ -103,7 +103,7 @@ def hub_vector_lookup(handle: str, batch_size: int = 4096) -> VectorLookup:
     return lookup
 
 
-def build_hub_modules(checkpoint: Path, hub_dir: Path) -> None:
+def build_hub_modules(checkpoint: Path, hub_dir: Path, bert_layers: int | None = None) -> None:
     """The three offline modules, from the checkpoint in params."""
     from fakenews.hub.checkpoint import VOCAB_FILE
     from fakenews.hub.encoder import build_encoder_module
@@ -113,7 +113,7 @@ def build_hub_modules(checkpoint: Path, hub_dir: Path) -> None:
     print(f"embed: building TF Hub modules from {checkpoint}", flush=True)
     build_wordvec_module(*checkpoint_word_vectors(checkpoint), hub_dir / "wordvec")
     build_preprocess_module(checkpoint / VOCAB_FILE, hub_dir / "bert_preprocess")
-    build_encoder_module(checkpoint, hub_dir / "bert_encoder")
+    build_encoder_module(checkpoint, hub_dir / "bert_encoder", bert_layers)
 
 
 @cli_errors
@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_arg_parser("embed", "Build the hub modules; embed cleaned headlines.").parse_args(argv)
     params = stage_params("embed", args.params)
     paths = stage_params("paths", args.params)
-    build_hub_modules(project_path(params["bert_checkpoint"]), project_path(paths["hub_dir"]))
+    build_hub_modules(project_path(params["bert_checkpoint"]), project_path(paths["hub_dir"]),
+                      params.get("bert_layers"))
     frame = read_table(project_path(paths["cleaned"]), INPUT_COLUMNS)
     print(f"embed: looking up word vectors with {params['wordvec_handle']}", flush=True)
     table, vocab, matrix, report = embed(frame, hub_vector_lookup(params["wordvec_handle"]), params)

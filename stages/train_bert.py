@@ -157,7 +157,6 @@ def main(argv: list[str] | None = None) -> None:
     params, paths = all_params[STAGE], all_params["paths"]
     import tensorflow as tf
 
-    from fakenews.tracking.pyfunc import SavedModelHeadlineModel
     from fakenews.tracking.runs import start_run
     from fakenews.training import (
         binary_metrics,
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         model, history = train(train_frame, val_frame, params, [epoch_logger(run)])
         val_metrics = binary_metrics(val_frame["label"], predict(model, val_frame["title"].tolist()))
         uri = publish_model(run, model, tf.TensorSpec([None], tf.string, name="title"),
-                            SavedModelHeadlineModel(), {}, {"batch_size": 128}, model_dir)
+                            {}, {"scorer": "saved_model", "batch_size": 128}, model_dir)
         write_training_outputs(STAGE, history, val_metrics, project_path(paths["metrics_dir"]), run)
     print(f"train_bert: val accuracy {val_metrics['accuracy']:.3f}, "
           f"ROC-AUC {val_metrics['roc_auc']:.3f}; model {uri}")

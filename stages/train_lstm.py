@@ -88,7 +88,6 @@ def main(argv: list[str] | None = None) -> None:
     params, paths = all_params[STAGE], all_params["paths"]
     import tensorflow as tf
 
-    from fakenews.tracking.pyfunc import CleanedTokensHeadlineModel
     from fakenews.tracking.runs import start_run
     from fakenews.training import (
         binary_metrics,
@@ -109,10 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         val_metrics = binary_metrics(val_frame["label"], predict(model, val_frame))
         uri = publish_model(
             run, model, tf.TensorSpec([None, sequence_length(train_frame)], tf.int32, name="token_ids"),
-            CleanedTokensHeadlineModel(),
             {"vocab": str(embedded / "vocab.txt"),
              "nltk_data": str(project_path(all_params["clean"]["nltk_data"]))},
-            {"clean": all_params["clean"], "embed": all_params["embed"]}, model_dir,
+            {"scorer": "cleaned_tokens", "clean": all_params["clean"], "embed": all_params["embed"]},
+            model_dir,
         )
         write_training_outputs(STAGE, history, val_metrics, project_path(paths["metrics_dir"]), run)
     print(f"train_lstm: val accuracy {val_metrics['accuracy']:.3f}, "

@@ -115,24 +115,56 @@ class TinyRepro:
     outputs: Path  # data/, models/, metrics/ and params.yaml as that run left them
 
 
+@dataclass(frozen=True)
+class _Started:
+    repo: Path
+    env: dict[str, str]
+    command: list[str]
+    proc: subprocess.Popen
+    log: Path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tiny_repro_started(request):
+    """Starts the session's tiny repro at the first test, in the background, when any
+    collected test needs it: the unit tests, sorted first, run while it works."""
+    if not any("tiny_repro" in item.fixturenames for item in request.session.items):
+        yield None
+        return
+    repo = request.getfixturevalue("project_copy")("dvc")
+    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": request.getfixturevalue("tracking_server"),
+           "MLFLOW_EXPERIMENT_NAME": TINY_REPRO_EXPERIMENT}
+    # its own registered model, so the in-process tests sharing the server start clean
+    command = ["dvc", "exp", "run", *tiny_flags(), "-S",
+               f"evaluate.registered_model={TINY_REPRO_MODEL}"]
+    log = repo.parent / "tiny_repro.log"
+    with open(log, "w") as sink:  # a file, not a pipe: nobody reads it until the end
+        proc = subprocess.Popen(command, cwd=repo, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                text=True)
+    yield _Started(repo, env, command, proc, log)
+    if proc.poll() is None:  # the session ended (e.g. -x) before anything waited for it
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
-def tiny_repro(project_copy, tracking_server, tmp_path_factory) -> TinyRepro:
+def tiny_repro(_tiny_repro_started, tmp_path_factory) -> TinyRepro:
     """All seven stages on the tiny profile under a real `dvc exp run`, once per session.
 
     Its outputs are copied aside at once, so tests that read them are not affected by the
     tests that go on to change the copy.
     """
-    repo = project_copy("dvc")
-    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
-           "MLFLOW_EXPERIMENT_NAME": TINY_REPRO_EXPERIMENT}
-    # its own registered model, so the in-process tests sharing the server start clean
-    result = run(["dvc", "exp", "run", *tiny_flags(), "-S",
-                  f"evaluate.registered_model={TINY_REPRO_MODEL}"], repo, env)
+    started = _tiny_repro_started
+    started.proc.wait(timeout=900)
+    output = started.log.read_text(errors="replace")
+    if started.proc.returncode != 0:
+        raise AssertionError(f"{' '.join(started.command)} exited {started.proc.returncode}:\n{output}")
+    result = subprocess.CompletedProcess(started.command, 0, output, "")
     outputs = tmp_path_factory.mktemp("tiny-outputs")
     for folder in ("data", "models", "metrics"):
-        shutil.copytree(repo / folder, outputs / folder)
-    shutil.copy2(repo / "params.yaml", outputs / "params.yaml")
-    return TinyRepro(repo, env, result, outputs)
+        shutil.copytree(started.repo / folder, outputs / folder)
+    shutil.copy2(started.repo / "params.yaml", outputs / "params.yaml")
+    return TinyRepro(started.repo, started.env, result, outputs)
 
 
 def tiny_params(outputs: Path, workdir: Path, shared_data: Path) -> dict:
@@ -205,3 +237,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    # Unit tests first: the quick verdict comes early, and they run while the session's
+    # tiny repro works in the background (_tiny_repro_started). The sort is stable.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)

@@ -270,6 +270,19 @@ def test_encoder_takes_any_batch_and_length_and_drops_out_only_in_training(encod
         assert not np.allclose(training, inference[0])
 
 
+def test_a_layer_slice_is_the_first_layers_of_the_full_encoder(tmp_path: Path, encoder, preprocessor):
+    build_encoder_module(CHECKPOINT, tmp_path / "two_layers", num_layers=2)
+    sliced = hub.load(str(tmp_path / "two_layers"))
+    assert len(sliced.trainable_variables) == 103 - 4 * 16  # 16 tensors a transformer layer
+    inputs = preprocessor(tf.constant(SENTENCES))
+    full = encoder(inputs, training=False)["encoder_outputs"]
+    np.testing.assert_array_equal(sliced(inputs, training=False)["sequence_output"], full[1])
+
+    with pytest.raises(PipelineError, match="embed.bert_layers must be between 1 and 6"):
+        build_encoder_module(CHECKPOINT, tmp_path / "seven", num_layers=7)
+    assert not (tmp_path / "seven").exists()
+
+
 @pytest.mark.slow
 def test_fine_tuning_updates_encoder_weights(encoder_dir: Path, preprocessor):
     # Short packed inputs keep the training step cheap; the strings path is tested above.

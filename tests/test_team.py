@@ -237,8 +237,8 @@ def test_dvc_push_to_the_s3_remote_then_pull_into_a_fresh_clone_scores_offline(t
     run(["dvc", "remote", "modify", "--local", "team", "endpointurl", team.s3.endpoint], clone)
     run(["dvc", "cache", "dir", "--local", str(tmp_path / "cache")], clone)  # not the shared one
     run(["dvc", "pull"], clone, s3_env)
-    for output in ("data/split/test.parquet", "data/hub/bert_encoder", "models/bert/saved_model.pb",
-                   "models/lstm/saved_model.pb"):
+    for output in ("data/split/test.parquet", "data/hub/bert_encoder", "models/bert/MLmodel",
+                   "models/lstm/MLmodel"):
         assert (clone / output).exists(), output
     assert "up to date" in run(["dvc", "status"], clone, s3_env).stdout
 

@@ -16,9 +16,8 @@ whitespace-only is scored as the empty headline, longer than 1,000 characters is
 any Unicode is accepted.
 
 --model takes a models:/ or runs:/ URI (these need the tracking server: MLFLOW_TRACKING_URI,
-or `make server`), a training output folder such as models/bert (scored from its own files,
-as `dvc pull` restores them; no server), or a local MLflow model folder (one holding an
-MLmodel file; no server).
+or `make server`), a training output folder such as models/lstm (its mlflow_run.json names
+the logged model), or a local MLflow model folder (one holding an MLmodel file; no server).
 """
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from fakenews.cli import Parser
-from fakenews.data.io import write_csv
+from fakenews.data.io import read_json, write_csv
 from fakenews.data.params import DEFAULT_PARAMS, stage_params
 from fakenews.data.schema import require_columns
 from fakenews.errors import PipelineError, cli_errors
@@ -122,50 +121,15 @@ def loadable_uri(model: str) -> str:
     if (folder / "MLmodel").is_file():
         return str(folder)
     if (folder / "mlflow_run.json").is_file():  # written by the training stages (publish_model)
-        return str(folder)  # scored from its own files, with no server: local_training_model
+        return read_json(folder / "mlflow_run.json")["model_uri"]
     what = "is neither an MLflow model folder (no MLmodel file) nor" if folder.exists() else "not found; not"
     raise PipelineError(f"{folder}: {what} a training output with mlflow_run.json; "
                         "give a models:/ or runs:/ URI, or a folder from `mlflow artifacts download`")
 
 
-def local_training_model(folder: Path, params_path: Path | str = DEFAULT_PARAMS):
-    """A training output folder as the pyfunc its stage logged, built from local files: the
-    SavedModel, and for the LSTM the vocabulary, NLTK data and settings the params name.
-    What `dvc pull` restores is enough to score, with no tracking server."""
-    import fakenews  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-    from tensorflow.core.framework import types_pb2
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    from fakenews.data.params import load_params, project_path
-    from fakenews.tracking.pyfunc import CleanedTokensHeadlineModel, SavedModelHeadlineModel
-
-    graph = saved_model_pb2.SavedModel.FromString((folder / "saved_model.pb").read_bytes())
-    inputs = graph.meta_graphs[0].signature_def["serving_default"].inputs.values()
-    if all(spec.dtype == types_pb2.DT_STRING for spec in inputs):  # BERT: raw titles in
-        model, artifacts, config = SavedModelHeadlineModel(), {}, {"batch_size": 128}
-    else:  # the LSTM takes token ids: cleaning and vocabulary as train_lstm logged them
-        params = load_params(params_path)
-        model, config = CleanedTokensHeadlineModel(), {k: params[k] for k in ("clean", "embed")}
-        artifacts = {"vocab": str(project_path(params["paths"]["embedded_dir"]) / "vocab.txt"),
-                     "nltk_data": str(project_path(params["clean"]["nltk_data"]))}
-    model.config = config
-    model.load({"saved_model": str(folder), **artifacts}, config)
-
-    class Local:  # the pyfunc interface: predict(DataFrame) -> DataFrame
-        def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-            return model.predict(None, frame)
-
-    return Local()
-
-
-def load_model(model: str, params_path: Path | str = DEFAULT_PARAMS):
+def load_model(model: str):
     """The pyfunc model at `model`; PipelineError naming the URI when it cannot be loaded."""
     uri = loadable_uri(model)
-    if urlparse(uri).scheme == "" and (Path(uri) / "mlflow_run.json").is_file():
-        try:
-            return local_training_model(Path(uri), params_path)
-        except (OSError, KeyError, ValueError) as err:
-            raise PipelineError(f"cannot load the model in {uri}: {err}") from None
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
@@ -270,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                           sep=args.sep or separator_for(args.input))
     checked_titles(frame, args.title_column, args.input)  # fail before the slow model load
     uri = loadable_uri(args.model or default_model_uri(args.params))
-    model = load_model(uri, args.params)
+    model = load_model(uri)
     scored = score_frame(frame, model, args.title_column, args.batch_size, args.threshold, args.input)
     write_table(scored, args.output, args.sep or separator_for(args.output))
     print(f"score: wrote {args.output} from {args.input}; "

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fakenews.errors import PipelineError
 from fakenews.hub.checkpoint import load_bert_checkpoint
 from fakenews.hub.saving import save_reproducibly
 
@@ -26,14 +27,23 @@ _ENCODER_INPUT_SPEC = {
 }
 
 
-def build_encoder_module(checkpoint_folder: Path | str, out_dir: Path | str) -> None:
+def build_encoder_module(checkpoint_folder: Path | str, out_dir: Path | str,
+                         num_layers: int | None = None) -> None:
     """Write a SavedModel with the TF Hub BERT encoder interface, weights trainable.
 
     The root object follows the Reusable SavedModel API (`__call__` with a `training`
     argument, `variables`, `trainable_variables`, `regularization_losses`), which is
     what `hub.KerasLayer(path, trainable=True)` needs to fine-tune the weights.
+    `num_layers` keeps only the first transformer layers (all by default): a shallower,
+    faster encoder from the same checkpoint.
     """
     config, weights = load_bert_checkpoint(checkpoint_folder)
+    available = config["num_hidden_layers"]
+    if num_layers is not None:
+        if not 1 <= num_layers <= available:
+            raise PipelineError(f"embed.bert_layers must be between 1 and {available} (the "
+                                f"checkpoint's layers) or null for all, got {num_layers}")
+        config = {**config, "num_hidden_layers": num_layers}
     encoder = _BertEncoder(config, weights)
     # A plain trackable root: tf.Module reserves `variables` for a property, and
     # tf.train.Checkpoint would add a stray save_counter variable to the module.

@@ -1,5 +1,9 @@
 """The MLflow pyfunc face of every model: raw headlines in, fake-probabilities out.
 
+Models are logged from code (fakenews/tracking/headline_model.py), not pickled: loading
+one runs that file, which builds a HeadlineModel, and its `load_context` picks the scorer
+named in the model's config (`saved_model` for BERT, `cleaned_tokens` for the LSTM).
+
     model = mlflow.pyfunc.load_model("models:/fake-news-bert@champion")
     model.predict(pd.DataFrame({"title": ["Aliens endorse candidate", "Senate passes budget"]}))
 
@@ -17,6 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -72,49 +77,37 @@ def signature_and_example():
     return signature, example
 
 
-def _mlflow_base():
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.PythonModel
-
-
-class HeadlineModel(_mlflow_base()):
-    """Shared pyfunc plumbing; subclasses implement `load` and `score(titles)`."""
+class HeadlineModel(mlflow.pyfunc.PythonModel):
+    """Validates the input (module docstring), then scores with the configured scorer."""
 
     def load_context(self, context) -> None:
-        import fakenews  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
         config = json.loads(Path(context.artifacts["config"]).read_text(encoding="utf-8"))
         self.config = config
-        self.load(context.artifacts, config)
+        self.scorer = SCORERS[config["scorer"]](context.artifacts, config)
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    # The DataFrame hint tells MLflow there is nothing to infer from it (the signature is
+    # explicit); a list or Series of titles is accepted all the same.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         titles = titles_from(model_input, int(self.config.get("max_title_chars", MAX_TITLE_CHARS)))
         if not titles:
             return output_frame(np.zeros(0))
-        return output_frame(self.score(titles))
-
-    def load(self, artifacts: dict[str, str], config: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def score(self, titles: list[str]) -> np.ndarray:
-        raise NotImplementedError
+        return output_frame(self.scorer.score(titles))
 
 
-class SavedModelHeadlineModel(HeadlineModel):
+class SavedModelScorer:
     """A TF SavedModel whose serving signature maps strings to fake-probabilities.
 
     Used for BERT, whose tokenizer and encoder live inside the SavedModel.
     """
 
-    def load(self, artifacts, config):
+    def __init__(self, artifacts: dict[str, str], config: dict[str, Any]) -> None:
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
         self.serve = tf.saved_model.load(artifacts["saved_model"]).signatures["serving_default"]
         self.batch_size = int(config.get("batch_size", 128))
 
-    def score(self, titles):
+    def score(self, titles: list[str]) -> np.ndarray:
         import tensorflow as tf
 
         # Batches of similar length: the model pads each batch only to its longest title.
@@ -127,22 +120,23 @@ class SavedModelHeadlineModel(HeadlineModel):
         return probabilities
 
 
-class CleanedTokensHeadlineModel(HeadlineModel):
+class CleanedTokensScorer:
     """The LSTM: NLTK cleaning and the vocabulary travel with the model."""
 
-    def load(self, artifacts, config):
+    def __init__(self, artifacts: dict[str, str], config: dict[str, Any]) -> None:
         import tensorflow as tf
 
         from fakenews.nltk_setup import use_nltk_data
 
         use_nltk_data(artifacts["nltk_data"])
         config["clean"]["nltk_data"] = artifacts["nltk_data"]
+        self.config = config
         vocab = Path(artifacts["vocab"]).read_text(encoding="utf-8").splitlines()
         self.index = {w: i for i, w in enumerate(vocab)}
         self.serve = tf.saved_model.load(artifacts["saved_model"]).signatures["serving_default"]
         self.batch_size = int(config.get("batch_size", 256))
 
-    def score(self, titles):
+    def score(self, titles: list[str]) -> np.ndarray:
         import tensorflow as tf
 
         from stages.clean import clean_titles
@@ -157,27 +151,34 @@ class CleanedTokensHeadlineModel(HeadlineModel):
         return np.concatenate(out)
 
 
-def log_headline_model(run, python_model: HeadlineModel, artifacts: dict[str, str],
-                       config: dict[str, Any], work_dir: Path, name: str = "model") -> str:
-    """Log a pyfunc headline model to the active run; returns its model URI."""
-    import mlflow.pyfunc
+SCORERS = {"saved_model": SavedModelScorer, "cleaned_tokens": CleanedTokensScorer}
+MODEL_CODE = Path(__file__).with_name("headline_model.py")
 
+
+def log_headline_model(run, artifacts: dict[str, str], config: dict[str, Any], work_dir: Path,
+                       name: str = "model"):
+    """Log a headline model (from code) to the active run; returns its ModelInfo.
+
+    MLflow loads the logged model back and scores the input example before it returns,
+    so a model that cannot serve fails here, at training time.
+    """
     from fakenews.data.params import PROJECT_ROOT
 
+    if config.get("scorer") not in SCORERS:
+        raise ValueError(f"config['scorer'] must be one of {sorted(SCORERS)}")
     config_path = work_dir / "model_config.json"
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     signature, example = signature_and_example()
-    info = run.call(
+    return run.call(
         mlflow.pyfunc.log_model,
         name=name,
-        python_model=python_model,
+        python_model=str(MODEL_CODE),
         artifacts={**artifacts, "config": str(config_path)},
         code_paths=[str(PROJECT_ROOT / "stages"), str(PROJECT_ROOT / "fakenews")],
         signature=signature,
         input_example=example,
         pip_requirements=_model_requirements(),
     )
-    return info.model_uri
 
 
 def _model_requirements() -> list[str]:

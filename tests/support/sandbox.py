@@ -14,11 +14,12 @@ from pathlib import Path
 from fakenews.data.params import PROJECT_ROOT
 
 SHARED = PROJECT_ROOT.parent / "shared"
-# The tiny profile: a few dozen headlines, one epoch, short sequences. Tests apply it with
+# The tiny profile: a few dozen headlines, one epoch, short sequences, a 2-layer slice of
+# MiniLM (no test of it asserts quality). Tests apply it with
 # `dvc exp run -S` or a temp params file; `python -m bench --profile tiny` uses it too.
 TINY_PROFILE = {
     "ingest": {"max_rows_per_label": 30},
-    "embed": {"max_length": 12},
+    "embed": {"max_length": 12, "bert_layers": 2},
     "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16},
     "train_bert": {"epochs": 1, "seq_length": 16, "batch_size": 16},
     "evaluate": {"bootstrap_resamples": 50},
