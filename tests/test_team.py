@@ -138,6 +138,12 @@ def test_logins_permissions_and_secrets(team, monkeypatch):
         assert all(fragment in message for fragment in fragments), message
         assert not any(secret in message for secret in [*secrets.all(), "not-the-password"])
 
+    # every listener of the service is one of its recorded ports, on loopback
+    ours = {proc.pid for proc in processes_under(team.paths.root)}
+    listening = {(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.pid in ours}
+    assert listening == {("127.0.0.1", port) for port in team.ports()}
+
     # no secret on any command line, in a log, the state or the auth config
     for proc in psutil.process_iter():
         try:
@@ -182,10 +188,12 @@ def test_tiny_pipeline_logs_to_postgres_and_s3_and_the_reader_serves_the_champio
     stages = sorted(r.data.tags["dvc.stage"] for r in runs)
     assert stages == ["evaluate"] * 4 + ["train_bert", "train_lstm"]
     assert {r.info.status for r in runs} == {"FINISHED"}
+    secrets = load_secrets(team.paths)
+    tags = " ".join(value for r in runs for value in r.data.tags.values())
+    assert not any(secret in tags for secret in secrets.all())
     assert json.loads((repo / "metrics/promotion.json").read_text())["decision"]["version"]
 
     # the runs are rows in PostgreSQL, the models objects in S3
-    secrets = load_secrets(team.paths)
     with psycopg.connect(host="127.0.0.1", port=team.postgres.port, dbname="mlflow", user="mlflow",
                          password=secrets["TEAM_DB_PASSWORD"]) as db:
         stored = {row[0] for row in db.execute("SELECT run_uuid FROM runs")}
