@@ -8,7 +8,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_USE_LEGACY_KERAS := 1
 
 
-.PHONY: help venv repro test test-ui test-fast bench server server-stop server-status dag clean-venv
+.PHONY: help venv repro test test-ui test-fast bench server server-stop server-status dag clean-venv \
+	team-up team-down team-status bench-team
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,6 +56,18 @@ server-stop: $(STAMP)  ## stop the local MLflow tracking server
 
 server-status: $(STAMP)  ## is the tracking server up?
 	python -m tools.server status
+
+team-up: $(STAMP)  ## start the team service: PostgreSQL, S3, MLflow with logins (team/)
+	python -m tools.team up $(TEAM_ARGS)
+
+team-down: $(STAMP)  ## stop the team service; its data stay in team/
+	python -m tools.team down
+
+team-status: $(STAMP)  ## what the team service runs, on which ports, and its logs
+	python -m tools.team status
+
+bench-team: $(STAMP)  ## load and fault figures: SQLite vs the team service (~7 min)
+	python -m bench.team $(BENCH_ARGS)
 
 .PHONY: score
 score: $(STAMP)  ## score a CSV with the registry champion: make score IN=in.csv OUT=out.csv [ARGS=...]

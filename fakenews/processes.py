@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import psutil
 
@@ -26,12 +31,122 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only: 127.0.0.0/8, ::1 or localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def check_bind_host(host: str, *, authenticated: bool, setting: str) -> None:
+    """Refuse to listen beyond loopback without authentication: anyone who reaches such a
+    port could register a model and move `champion`, and every consumer runs that model."""
+    if not authenticated and not is_loopback(host):
+        raise PipelineError(
+            f"{setting} is {host!r}, but this server has no authentication, so it listens on "
+            "loopback only (127.0.0.1, ::1 or localhost). For a server others can reach, "
+            "use the authenticated team server (`make team-up`, README \"Team setup\")."
+        )
+
+
 def alive(proc: psutil.Process) -> bool:
     """Running; a zombie has exited and only waits for its parent to collect it."""
     try:
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def process_matching(pid: int | None, *words: str) -> psutil.Process | None:
+    """The live process `pid` if its command line holds every word, else None: a PID file
+    can outlive its process, and the PID can be reused by an unrelated program."""
+    if pid is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if alive(proc):
+            cmdline = proc.cmdline()
+            return proc if all(word in cmdline for word in words) else None
+        proc.wait(0)  # collect the exit status when it is our own child
+    except (psutil.Error, psutil.TimeoutExpired):
+        pass
+    return None
+
+
+@dataclass(frozen=True)
+class PidFile:
+    """The PID of a detached server, kept in `path`; `words` identify its command line."""
+    path: Path
+    words: tuple[str, ...]
+
+    def write(self, pid: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(f"{pid}\n")
+
+    def live(self) -> int | None:
+        """The PID while that process runs, else None."""
+        try:
+            pid = int(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if process_matching(pid, *self.words) else None
+
+    def stop(self, what: str) -> bool:
+        """Stop the process group (stop_group) and forget the PID; False if none ran."""
+        pid = self.live()
+        if pid is not None:
+            stop_group(pid, what)
+        self.path.unlink(missing_ok=True)
+        return pid is not None
+
+
+def spawn_detached(command: Sequence[str], log_file: Path, env: Mapping[str, str],
+                   cwd: Path | str | None = None) -> int:
+    """Start `command` in its own session, output to `log_file` (the command line first);
+    returns its PID. Its own process group lets a stop reach the workers it forks."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w", encoding="utf-8") as log:
+        log.write(f"$ {shlex.join(command)}\n")
+        log.flush()
+        proc = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc.pid
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    """The last lines of a log, indented, for an error message."""
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return "(no log file)"
+    return "\n".join(f"    {line}" for line in tail)
+
+
+def wait_until_ready(ready: Callable[[], bool], running: Callable[[], bool], what: str,
+                     log_file: Path, timeout: float, stop: Callable[[], object],
+                     say: Callable[[str], None] = lambda _: None) -> float:
+    """Poll `ready` until it is true; returns the seconds waited. A PipelineError with the
+    log's tail when the process stops `running`, or when `timeout` passes (then it is
+    stopped first, so a hung start leaves nothing behind)."""
+    began = time.monotonic()
+    next_note = 5.0
+    while not ready():
+        waited = time.monotonic() - began
+        if not running():
+            raise PipelineError(f"{what} exited during startup; last lines of {log_file}:\n"
+                                + log_tail(log_file))
+        if waited > timeout:
+            stop()
+            raise PipelineError(f"{what} was not ready within {timeout:.0f}s and was stopped; "
+                                f"last lines of {log_file}:\n" + log_tail(log_file))
+        if waited >= next_note:
+            say(f"  waiting for {what} ... {waited:.0f}s")
+            next_note += 5.0
+        time.sleep(0.25)
+    return time.monotonic() - began
 
 
 def group_processes(pgid: int) -> list[psutil.Process]:
@@ -44,19 +159,24 @@ def group_processes(pgid: int) -> list[psutil.Process]:
     return found
 
 
-def stop_group(proc: subprocess.Popen, what: str) -> None:
-    """SIGTERM the process group `proc` leads (a server and the workers it forked), then
-    SIGKILL; fail loudly if anything survives, so a leak cannot go unnoticed."""
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+def stop_group(proc: subprocess.Popen | int, what: str, grace: float = 30) -> None:
+    """SIGTERM the process group `proc` (a Popen or a PID) leads (a server and the workers
+    it forked), then SIGKILL; fail loudly if anything survives, so a leak cannot go unnoticed."""
+    pid = proc if isinstance(proc, int) else proc.pid
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + grace
-        while group_processes(proc.pid) and time.monotonic() < deadline:
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + wait
+        while group_processes(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if not group_processes(proc.pid):
+        if not group_processes(pid):
             break
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
-    left = group_processes(proc.pid)
+    if isinstance(proc, subprocess.Popen):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+    else:  # our child when started by this process: collect it, so it is no zombie
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+    left = group_processes(pid)
     if left:
         raise PipelineError(f"{what} left processes behind: {[p.pid for p in left]}")

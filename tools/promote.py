@@ -37,8 +37,25 @@ def build_parser() -> Parser:
     return parser
 
 
+def version_exists(client, name: str, version: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, str(version))
+        return True
+    except MlflowException:
+        return False
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
+    from fakenews.tracking.runs import refusals_as_errors, tracking_uri
+
+    with refusals_as_errors(tracking_uri()):  # e.g. a read-only user moving an alias: 403
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
     # --params, --model and --dry-run may stand before or after the action (SUPPRESS defaults)
     args.params = getattr(args, "params", str(DEFAULT_PARAMS))
@@ -58,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{alias:>18}: {f'version {version}' if version else '-'}")
         return
     if args.action == "promote":
+        if not version_exists(client, name, args.version):
+            raise PipelineError(f"registered model {name!r} has no version {args.version!r}; "
+                                "`python -m tools.promote show` lists the aliased ones")
         if not (args.force and args.reason.strip()):
             raise PipelineError("promote needs --force and a --reason; automatic promotion "
                                 "by score happens in the evaluate stage")

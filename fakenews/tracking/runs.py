@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 import warnings
@@ -61,13 +62,61 @@ def experiment_name() -> str:
 
 
 def require_server(uri: str, timeout: float = 5.0) -> None:
-    """Raise PipelineError unless the tracking server at an http(s) URI answers /health."""
-    if urlparse(uri).scheme in ("http", "https") and not server_healthy(uri, timeout):
+    """Raise PipelineError unless the tracking server at an http(s) URI answers /health
+    and, when it asks for a login, accepts MLFLOW_TRACKING_USERNAME/PASSWORD."""
+    if urlparse(uri).scheme not in ("http", "https"):
+        return
+    gone = PipelineError(
+        f"no MLflow tracking server answers at {uri} ({uri.rstrip('/')}/health). "
+        "Start it with `make server` (or `python -m tools.server start`), "
+        "or point MLFLOW_TRACKING_URI at a running server."
+    )
+    if not server_healthy(uri, timeout):
+        raise gone
+    # /health needs no login; a search does, so a missing or wrong one fails here, first
+    user, password = (os.environ.get(f"MLFLOW_TRACKING_{k}") for k in ("USERNAME", "PASSWORD"))
+    try:
+        probe = requests.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
+                             params={"max_results": 1}, timeout=timeout,
+                             auth=(user, password) if user and password else None)
+    except requests.RequestException:
+        raise gone from None
+    if probe.status_code in (401, 403):
+        raise _refusal(uri, probe.status_code, "/api/2.0/mlflow/experiments/search")
+    if probe.status_code >= 500:  # e.g. its database is down: /health does not notice
         raise PipelineError(
-            f"no MLflow tracking server answers at {uri} ({uri.rstrip('/')}/health). "
-            "Start it with `make server` (or `python -m tools.server start`), "
-            "or point MLFLOW_TRACKING_URI at a running server."
+            f"the MLflow server at {uri} answers but fails (HTTP {probe.status_code} on a "
+            "search): its backend store may be down; see the server's log "
+            "(`make team-status` names it for the team service)."
         )
+
+
+def _refusal(uri: str, status: int, endpoint: str) -> PipelineError:
+    """One line naming the URI and the credential that is missing or refused; it never
+    shows the password, only which variable holds it."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    unset = [f"MLFLOW_TRACKING_{k}" for k in ("USERNAME", "PASSWORD")
+             if not os.environ.get(f"MLFLOW_TRACKING_{k}")]
+    setup = 'see README "Team setup" (e.g. `set -a; . team/secrets/admin.env; set +a`)'
+    if status == 401 and unset:
+        return PipelineError(f"the MLflow server at {uri} requires a login (HTTP 401), and "
+                             f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set; {setup}")
+    if status == 401:
+        return PipelineError(f"the MLflow server at {uri} refused the login of user {user!r} "
+                             "(HTTP 401): MLFLOW_TRACKING_PASSWORD is not that user's password, "
+                             f"or MLFLOW_TRACKING_USERNAME names no user; {setup}")
+    return PipelineError(f"the MLflow server at {uri} refused user {user!r} access to {endpoint} "
+                         "(HTTP 403): it may read but not change this; use a user with EDIT or "
+                         "MANAGE permission (MLFLOW_TRACKING_USERNAME/PASSWORD), or ask an admin")
+
+
+def _access_refused(err: BaseException, uri: str) -> PipelineError | None:
+    """_refusal for an MLflow call the server answered 401 or 403."""
+    status = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}.get(getattr(err, "error_code", ""))
+    if status is None:
+        return None
+    endpoint = re.search(r"endpoint (\S+)", str(err))
+    return _refusal(uri, status, endpoint.group(1) if endpoint else "this request")
 
 
 def connect() -> str:
@@ -82,12 +131,28 @@ def connect() -> str:
     return uri
 
 
+@contextlib.contextmanager
+def refusals_as_errors(uri: str) -> Iterator[None]:
+    """A 401 or 403 from the server inside the block becomes a one-line PipelineError."""
+    try:
+        yield
+    except MlflowException as err:
+        refused = _access_refused(err, uri)
+        if refused:
+            raise refused from None
+        raise
+
+
 def _server_lost(err: BaseException, uri: str, run_id: str | None = None) -> PipelineError | None:
-    """A PipelineError when `err` is a failed request to a server that no longer answers.
+    """A PipelineError when `err` is a request the server refused (401, 403), or a failed
+    request to a server that no longer answers.
 
     One line that says what to do: the run cannot be ended without the server, so it is
     left RUNNING, and the next stage to start marks it FAILED (see end_stale_runs).
     """
+    refused = _access_refused(err, uri)
+    if refused:
+        return refused
     if isinstance(err, (MlflowException, requests.RequestException, OSError)):
         try:
             require_server(uri, timeout=2.0)
@@ -148,12 +213,8 @@ def _metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
 def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
     """Select the experiment, end the runs dead processes left RUNNING in it, and return
     the tags that put the new run under its sweep's parent (none outside a sweep)."""
-    experiment = run.call(mlflow.set_experiment, experiment_name())
-    experiment_id = experiment.experiment_id
+    experiment_id = run.call(mlflow.set_experiment, experiment_name()).experiment_id
     client = MlflowClient(run.uri)
-    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-        # the UI then opens the experiment on its training runs, not a GenAI overview
-        run.call(client.set_experiment_tag, experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     stale = run.call(end_stale_runs, client, experiment_id, f"{stage} (pid {os.getpid()})")
     if stale:
         print(f"{stage}: marked FAILED {len(stale)} run(s) left RUNNING by a process that is "
@@ -162,6 +223,16 @@ def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
     if name is None:
         return {}
     return {"sweep": name, "mlflow.parentRunId": run.call(sweep_parent, client, experiment_id, name)}
+
+
+def _tag_experiment_kind(run: StageRun) -> None:
+    """Tag the experiment as custom model development, so the UI opens it on its training
+    runs rather than a GenAI overview. Done once the run exists: a user who may not write
+    is refused at the run, where the error says so."""
+    experiment = run.call(mlflow.get_experiment, mlflow.active_run().info.experiment_id)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        run.call(MlflowClient(run.uri).set_experiment_tag, experiment.experiment_id,
+                 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
 
 def dataset_input(path: str | Path, split: str):
@@ -219,6 +290,7 @@ def start_run(
     run.run_id = run.call(mlflow.start_run, run_name=run_name or stage, tags=tags).info.run_id
     try:
         with _sigterm_as_interrupt():
+            _tag_experiment_kind(run)
             run.call(mlflow.log_params, param_values(params))
             for context, path in (datasets or {}).items():
                 run.call(mlflow.log_input, dataset_input(path, context), context=context)

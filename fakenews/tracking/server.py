@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +23,15 @@ import requests
 
 from fakenews.data.params import DEFAULT_PARAMS, PROJECT_ROOT, load_params
 from fakenews.errors import PipelineError
-from fakenews.processes import alive, free_port, port_in_use
+from fakenews.processes import (
+    alive,
+    check_bind_host,
+    free_port,
+    port_in_use,
+    process_matching,
+    spawn_detached,
+    wait_until_ready,
+)
 
 DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
@@ -149,25 +155,7 @@ def read_pid(config: ServerConfig) -> int | None:
 
 def _server_process(pid: int | None) -> psutil.Process | None:
     """The live `mlflow server` process with this PID, or None (guards against PID reuse)."""
-    if pid is None:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        if alive(proc):
-            cmdline = proc.cmdline()
-            return proc if "mlflow" in cmdline and "server" in cmdline else None
-        proc.wait(0)  # collect the exit status when it is our own child
-    except (psutil.Error, psutil.TimeoutExpired):
-        pass
-    return None
-
-
-def _log_tail(config: ServerConfig, lines: int = 25) -> str:
-    try:
-        tail = config.log_file.read_text(errors="replace").splitlines()[-lines:]
-    except FileNotFoundError:
-        return "(no log file)"
-    return "\n".join(f"    {line}" for line in tail)
+    return process_matching(pid, "mlflow", "server")
 
 
 def _spawn(config: ServerConfig) -> int:
@@ -180,21 +168,11 @@ def _spawn(config: ServerConfig) -> int:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise PipelineError(f"{folder}: cannot create it for the server: {err}") from None
-    with open(config.log_file, "w", encoding="utf-8") as log:
-        log.write(f"$ {shlex.join(config.command())}\n")
-        log.flush()
-        proc = subprocess.Popen(
-            config.command(),
-            cwd=config.workdir,
-            env={**os.environ, **SERVER_ENV},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: `stop` kills it whole
-        )
+    pid = spawn_detached(config.command(), config.log_file, {**os.environ, **SERVER_ENV},
+                         cwd=config.workdir)
     with atomic_path(config.pid_file) as tmp:
-        tmp.write_text(f"{proc.pid}\n")
-    return proc.pid
+        tmp.write_text(f"{pid}\n")
+    return pid
 
 
 def start_server(
@@ -209,6 +187,7 @@ def start_server(
 ) -> ServerHandle:
     """Start a detached `mlflow server` unless one already answers; wait until it is healthy."""
     config = server_config(workdir, port, backend_store, artifact_root, params_path)
+    check_bind_host(config.host, authenticated=False, setting=f"{params_path}: tracking.host")
     if server_healthy(config.uri):
         say(f"MLflow server already running at {config.uri}")
         return ServerHandle(config, read_pid(config))
@@ -232,25 +211,17 @@ def start_server(
         pid = _spawn(config)
         say(f"started MLflow server (pid {pid}) at {config.uri}, log: {config.log_file}")
     handle = ServerHandle(config, pid, started=True)
-    next_note = 5.0
-    while not server_healthy(config.uri, timeout=1.0):
-        waited = time.monotonic() - began
+
+    def running() -> bool:
         if _server_process(pid) is None:
             config.pid_file.unlink(missing_ok=True)
-            raise PipelineError(
-                f"the MLflow server exited during startup; last lines of {config.log_file}:\n"
-                + _log_tail(config)
-            )
-        if waited > timeout:
-            stop_server(handle, say=lambda _: None)
-            raise PipelineError(
-                f"the MLflow server did not answer at {config.uri}/health within {timeout:.0f}s "
-                f"and was stopped; last lines of {config.log_file}:\n" + _log_tail(config)
-            )
-        if waited >= next_note:
-            say(f"  waiting for {config.uri}/health ... {waited:.0f}s")
-            next_note += 5.0
-        time.sleep(0.25)
+            return False
+        return True
+
+    wait_until_ready(lambda: server_healthy(config.uri, timeout=1.0), running,
+                     "the MLflow server", config.log_file,
+                     timeout - (time.monotonic() - began),
+                     stop=lambda: stop_server(handle, say=lambda _: None), say=say)
     say(f"MLflow server is up at {config.uri} after {time.monotonic() - began:.1f}s")
     return handle
 

@@ -1,0 +1,156 @@
+"""The team's PostgreSQL server: a cluster in the team folder, run by the `postgres` user.
+
+initdb and pg_ctl refuse to run as root, so as root every command runs through
+`runuser -u postgres`; as any other user they run as that user. The server listens on
+127.0.0.1 and on a Unix socket inside the cluster's folder (not /var/run/postgresql),
+so it needs nothing from the system's own PostgreSQL setup.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from fakenews.errors import PipelineError
+from fakenews.team.layout import TeamPaths, write_private
+
+
+def _server_binaries() -> Path:
+    """TEAM_PG_BIN, else the newest Debian/Ubuntu server install (postgresql-<version>)."""
+    if os.environ.get("TEAM_PG_BIN"):
+        return Path(os.environ["TEAM_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _server_binaries()
+ROLE = "mlflow"
+DATABASES = ("mlflow", "mlflow_auth")  # runs and registry; MLflow's users and permissions
+
+
+def _as_owner(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _run(command: list[str], what: str, stdin: str | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess:
+    proc = subprocess.run(_as_owner(command), input=stdin, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise PipelineError(f"{what} failed (exit {proc.returncode}): "
+                            f"{(proc.stderr or proc.stdout).strip()[-800:]}")
+    return proc
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677).
+
+    The role gets this instead of the password itself, so the password is in no SQL
+    statement the server could echo into its log.
+    """
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return (f"SCRAM-SHA-256${iterations}:{b64(salt)}$"
+            f"{b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}")
+
+
+@dataclass(frozen=True)
+class Postgres:
+    paths: TeamPaths
+    port: int
+
+    @property
+    def data_dir(self) -> Path:
+        return self.paths.postgres_dir / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.paths.postgres_dir / "socket"
+
+    @property
+    def pgpass(self) -> Path:
+        return self.paths.secrets_dir / "pgpass"
+
+    @property
+    def log_file(self) -> Path:
+        return self.paths.log("postgres")
+
+    def uri(self, database: str) -> str:
+        """A SQLAlchemy URI without the password: libpq reads it from PGPASSFILE."""
+        return f"postgresql://{ROLE}@127.0.0.1:{self.port}/{database}"
+
+    def initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def init(self) -> None:
+        """A new cluster: local connections by peer, TCP ones by SCRAM password only."""
+        if not (PG_BIN / "initdb").exists():
+            raise PipelineError(f"no PostgreSQL server binaries in {PG_BIN}: install them "
+                                "(Debian: apt-get install postgresql-15) or point TEAM_PG_BIN "
+                                "at the folder holding initdb and pg_ctl")
+        self._make_dirs()
+        _run([str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "-E", "UTF8",
+              "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256"], "initdb")
+
+    def _make_dirs(self) -> None:
+        for folder in (self.paths.postgres_dir, self.data_dir, self.socket_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.touch(mode=0o600)
+        if os.geteuid() == 0:
+            for path in (self.paths.postgres_dir, self.data_dir, self.socket_dir, self.log_file):
+                shutil.chown(path, "postgres", "postgres")
+            # the postgres user must be able to walk down to its folder
+            probe = subprocess.run(_as_owner(["test", "-x", str(self.paths.postgres_dir)]))
+            if probe.returncode != 0:
+                raise PipelineError(
+                    f"the postgres user cannot reach {self.paths.postgres_dir}: every folder "
+                    f"above it needs o+x (e.g. chmod o+x {self.paths.root})")
+
+    def running(self) -> bool:
+        if not self.initialized():
+            return False
+        status = subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "status", "-D",
+                                           str(self.data_dir)]), capture_output=True)
+        return status.returncode == 0
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+
+    def start(self) -> None:
+        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                   f"-c unix_socket_directories={self.socket_dir}")
+        _run([str(PG_BIN / "pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_file),
+              "-w", "-t", "60", "-o", options], f"starting PostgreSQL (log: {self.log_file})")
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` rolls back open transactions and stops; `immediate` is a crash (tests, bench)."""
+        _run([str(PG_BIN / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w",
+              "-t", "60"], "stopping PostgreSQL")
+
+    def ensure_databases(self, password: str) -> None:
+        """The role and both databases, created when missing; the role's password is (re)set
+        every start, so changing TEAM_DB_PASSWORD and restarting rotates it."""
+        create = "".join(
+            f"SELECT 'CREATE DATABASE {db} OWNER {ROLE}' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_database WHERE datname = '{db}')\\gexec\n" for db in DATABASES)
+        sql = (f"SELECT 'CREATE ROLE {ROLE} LOGIN' WHERE NOT EXISTS "
+               f"(SELECT FROM pg_roles WHERE rolname = '{ROLE}')\\gexec\n"
+               f"ALTER ROLE {ROLE} PASSWORD '{scram_verifier(password)}';\n{create}")
+        _run([str(PG_BIN / "psql"), "-qX", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
+              "-p", str(self.port), "-U", "postgres", "-d", "postgres"],
+             "creating the mlflow role and databases", stdin=sql)
+        # libpq's password file: host:port:database:user:password; any port, as it may change
+        write_private(self.pgpass, f"127.0.0.1:*:*:{ROLE}:{password}\n")
