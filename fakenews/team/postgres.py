@@ -34,8 +34,14 @@ ROLE = "mlflow"
 DATABASES = ("mlflow", "mlflow_auth")  # runs and registry; MLflow's users and permissions
 
 
+def _runuser() -> str:
+    """runuser lives in /usr/sbin, which a non-login root shell may not have on PATH."""
+    return shutil.which("runuser") or next(
+        (path for path in ("/usr/sbin/runuser", "/sbin/runuser") if Path(path).is_file()), "runuser")
+
+
 def _as_owner(command: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+    return [_runuser(), "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
 def _run(command: list[str], what: str, stdin: str | None = None,
