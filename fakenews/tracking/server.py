@@ -213,10 +213,15 @@ def start_server(
     handle = ServerHandle(config, pid, started=True)
 
     def running() -> bool:
-        if _server_process(pid) is None:
-            config.pid_file.unlink(missing_ok=True)
-            return False
-        return True
+        # Our own child, seconds old: alive is enough. Matching its command line as for a PID
+        # file can fail while a loaded machine is still exec-ing it, and would call it dead.
+        try:
+            if alive(psutil.Process(pid)):
+                return True
+        except psutil.Error:
+            pass
+        config.pid_file.unlink(missing_ok=True)
+        return False
 
     wait_until_ready(lambda: server_healthy(config.uri, timeout=1.0), running,
                      "the MLflow server", config.log_file,
