@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_USE_LEGACY_KERAS := 1
 
 
-.PHONY: help venv repro test test-fast bench server server-stop server-status dag clean-venv \
+.PHONY: help venv repro test test-ui test-fast bench server server-stop server-status dag clean-venv \
 	team-up team-down team-status bench-team
 
 help:  ## list the targets
@@ -28,8 +28,19 @@ repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
 	else python -m tools.server start; fi
 	dvc repro
 
-test: $(STAMP)  ## run the test suite (what CI runs: .ci/run)
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):  # the browser test drives Debian's chromium (Playwright's own downloads cannot work offline)
+	@echo "installing Debian's chromium for the MLflow UI test"
+	@command -v apt-get >/dev/null || { echo "error: no apt-get; install chromium at $(CHROMIUM) yourself" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+
+test: $(STAMP) $(CHROMIUM)  ## run the test suite, the browser test included (what CI runs: .ci/run)
 	python -m pytest
+
+test-ui: $(STAMP) $(CHROMIUM)  ## the MLflow UI in headless Chromium: runs table, compare LSTM vs BERT
+	python -m pytest -m ui
 
 test-fast: $(STAMP)  ## run the unit tests only: no server, no project copy, no training (~1 min)
 	python -m pytest -m "not slow"

@@ -1,6 +1,8 @@
 """What both training stages share: seeds, metrics, the epoch logger and their outputs."""
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -93,6 +95,18 @@ def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: flo
         "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both_classes else float("nan"),
         "log_loss": float(skm.log_loss(labels, probabilities, labels=[0, 1])),
     }
+
+
+def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The decision threshold with the best validation accuracy; among equals, the one
+    nearest 0.5 (so a model that separates nothing keeps 0.5). Candidates are midpoints
+    between neighbouring distinct probabilities, so the choice does not sit on a score."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    distinct = np.unique(probabilities)
+    candidates = np.concatenate([[0.5], (distinct[:-1] + distinct[1:]) / 2])
+    accuracy = [(float(((probabilities >= c) == labels).mean()), -abs(c - 0.5)) for c in candidates]
+    return float(candidates[max(range(len(candidates)), key=accuracy.__getitem__)])
 
 
 def epoch_logger(run):
@@ -189,13 +203,32 @@ def publish_model(run, model, input_spec, artifacts: dict[str, str], config: dic
     """
     import mlflow.artifacts
 
+    from fakenews.tracking.lineage import CONTENT_HASH_TAG
     from fakenews.tracking.pyfunc import log_headline_model
 
     with tempfile.TemporaryDirectory() as work:
         saved = Path(work) / "saved_model"
         save_serving_model(model, saved, input_spec)
-        info = log_headline_model(run, {"saved_model": str(saved), **artifacts}, config, Path(work))
+        all_artifacts = {"saved_model": str(saved), **artifacts}
+        content = content_hash(saved, artifacts, config)
+        run.call(mlflow.set_tag, CONTENT_HASH_TAG, content)
+        info = log_headline_model(run, all_artifacts, config, Path(work))
         with atomic_path(model_dir) as tmp:
             run.call(mlflow.artifacts.download_artifacts, info.model_uri, dst_path=str(tmp))
-            write_json({"run_id": run.run_id, "model_uri": info.model_uri}, tmp / "mlflow_run.json")
+            write_json({"run_id": run.run_id, "model_uri": info.model_uri, "content_hash": content,
+                        "threshold": config.get("threshold", 0.5)}, tmp / "mlflow_run.json")
     return info.model_uri
+
+
+def content_hash(saved_model: Path, artifacts: dict[str, str], config: dict[str, Any]) -> str:
+    """What makes two models the same: the weights (the SavedModel's variables), the
+    config and every other artifact, but not the graph file, whose function names carry
+    process-wide counters, nor any run id or timestamp."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    files = sorted((saved_model / "variables").glob("*"))
+    files += [Path(path) for _, path in sorted(artifacts.items()) if Path(path).is_file()]
+    for file in files:
+        digest.update(file.name.encode())
+        with open(file, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()

@@ -4,14 +4,15 @@
    data/hub/: `wordvec` (Wiki-words-250 form: strings → vectors), `bert_preprocess`
    and `bert_encoder` (the TF Hub BERT interfaces, read by train_bert).
 2. Loads the word-vector module through tensorflow_hub by its handle (the local one by
-   default, or e.g. https://tfhub.dev/google/Wiki-words-250/2 online), looks up every
-   word of the cleaned corpus, and writes padded token ids plus the embedding matrix.
+   default, or e.g. https://tfhub.dev/google/Wiki-words-250/2 online) and looks up every
+   distinct word of the cleaned corpus: a word → vector table, `words.txt` beside
+   `vectors.npy`, and the coverage report.
 
-No vector is learnt here, so nothing depends on the labels or on the test split.
+Nothing is fitted here: a lookup depends on the word alone, not on labels or splits.
+The LSTM's vocabulary is chosen by train_lstm, on the training split only.
 """
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -24,64 +25,33 @@ from fakenews.data.params import project_path, resolve_handle, stage_params
 from fakenews.data.schema import read_table
 from fakenews.errors import PipelineError, cli_errors
 
-PAD, OOV = "<pad>", "<oov>"
-PAD_ID, OOV_ID = 0, 1
-INPUT_COLUMNS = ["id", "title", "label", "tokens"]
+INPUT_COLUMNS = ["id", "tokens"]
 VectorLookup = Callable[[list[str]], np.ndarray]
 
 
-def corpus_vocabulary(token_lists: Iterable[Sequence[str]], min_count: int = 1) -> list[str]:
-    """All corpus words seen at least `min_count` times, most frequent first, ties by word."""
-    counts = Counter(token for tokens in token_lists for token in tokens)
-    kept = [w for w, n in counts.items() if n >= min_count]
-    return [PAD, OOV] + sorted(kept, key=lambda w: (-counts[w], w))
-
-
-def encode(tokens: Sequence[str], index: dict[str, int], max_length: int, padding: str) -> list[int]:
-    """Token ids padded or truncated to max_length; keras pad_sequences semantics."""
-    ids = [index.get(t, OOV_ID) for t in tokens]
-    if len(ids) > max_length:
-        ids = ids[-max_length:] if padding == "pre" else ids[:max_length]
-    pad = [PAD_ID] * (max_length - len(ids))
-    return pad + ids if padding == "pre" else ids + pad
-
-
-def embed(frame: pd.DataFrame, vectors_for: VectorLookup, params: dict[str, Any]
-          ) -> tuple[pd.DataFrame, list[str], np.ndarray, dict[str, Any]]:
-    """The core: (table with `token_ids`, vocabulary, embedding matrix, coverage report).
-
-    Row 0 of the matrix is padding and row 1 unknown words (both zero); row i is the
-    pretrained vector of vocabulary word i, zero when the module has none.
-    """
-    max_length, padding = int(params["max_length"]), params.get("padding", "pre")
-    if max_length < 1 or padding not in ("pre", "post"):
-        raise PipelineError("params.yaml: embed.max_length must be ≥ 1 and embed.padding pre or post")
-    vocab = corpus_vocabulary(frame["tokens"], int(params.get("min_count", 1)))
-    words = vocab[2:]
+def embed(frame: pd.DataFrame, vectors_for: VectorLookup) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    """The core: (every distinct corpus word, its vector (zero when the module has none),
+    coverage report)."""
+    words = sorted({token for tokens in frame["tokens"] for token in tokens})
     vectors = vectors_for(words) if words else np.zeros((0, 1), np.float32)
-    matrix = np.vstack([np.zeros((2, vectors.shape[1]), np.float32), vectors.astype(np.float32)])
-    index = {w: i for i, w in enumerate(vocab)}
-    token_ids = [encode(list(t), index, max_length, padding) for t in frame["tokens"]]
-    report = coverage_report(frame["tokens"], index, matrix, max_length)
-    return frame.assign(token_ids=token_ids), vocab, matrix, report
+    return words, vectors.astype(np.float32), coverage_report(frame["tokens"], words, vectors)
 
 
-def coverage_report(token_lists: Iterable[Sequence[str]], index: dict[str, int],
-                    matrix: np.ndarray, max_length: int) -> dict[str, Any]:
-    has_vector = np.abs(matrix).sum(axis=1) > 0
-    total = covered = truncated = 0
+def coverage_report(token_lists: Iterable[Sequence[str]], words: list[str], vectors: np.ndarray
+                    ) -> dict[str, Any]:
+    has_vector = dict(zip(words, np.abs(vectors).sum(axis=1) > 0))
+    total = covered = 0
     for tokens in token_lists:
         total += len(tokens)
-        covered += sum(bool(has_vector[index.get(t, OOV_ID)]) for t in tokens)
-        truncated += len(tokens) > max_length
+        covered += sum(bool(has_vector.get(t)) for t in tokens)
+    with_vector = int(sum(has_vector.values()))
     return {
-        "vocab_size": len(index),
-        "vocab_with_vector": int(has_vector.sum()),
-        "type_coverage": round(float(has_vector[2:].mean()) if len(index) > 2 else 0.0, 4),
+        "words": len(words),
+        "words_with_vector": with_vector,
+        "type_coverage": round(with_vector / len(words), 4) if words else 0.0,
         "tokens": total,
         "token_coverage": round(covered / total, 4) if total else 0.0,
-        "truncated_headlines": truncated,
-        "dim": int(matrix.shape[1]),
+        "dim": int(vectors.shape[1]),
     }
 
 
@@ -125,14 +95,13 @@ def main(argv: list[str] | None = None) -> None:
                       params.get("bert_layers"))
     frame = read_table(project_path(paths["cleaned"]), INPUT_COLUMNS)
     print(f"embed: looking up word vectors with {params['wordvec_handle']}", flush=True)
-    table, vocab, matrix, report = embed(frame, hub_vector_lookup(params["wordvec_handle"]), params)
+    words, vectors, report = embed(frame, hub_vector_lookup(params["wordvec_handle"]))
     with atomic_path(project_path(paths["embedded_dir"])) as tmp:
         tmp.mkdir()
-        table.to_parquet(tmp / "headlines.parquet", index=False)
-        (tmp / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        np.save(tmp / "embeddings.npy", matrix)
+        (tmp / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+        np.save(tmp / "vectors.npy", vectors)
     write_json(report, project_path(paths["embed_metrics"]))
-    print(f"embed: {report['vocab_size']} words, token coverage {report['token_coverage']:.1%}")
+    print(f"embed: {report['words']} distinct words, token coverage {report['token_coverage']:.1%}")
 
 
 if __name__ == "__main__":

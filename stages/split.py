@@ -3,6 +3,10 @@
 Titles that are equal after lowercasing and dropping everything but letters and digits
 form one group, and a group lands in exactly one split, so no headline is judged on a
 near-copy of itself. The test split is the one every model is judged on.
+
+It writes only the assignment (id, label, split), read from the ingested headlines: the
+training stages and evaluate join what they need by id (fakenews.data.splits), so a
+change to cleaning or embedding never changes which rows a model trains or is tested on.
 """
 from __future__ import annotations
 
@@ -12,12 +16,12 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from fakenews.cli import stage_arg_parser
-from fakenews.data.io import atomic_path, write_json
+from fakenews.data.io import write_json, write_parquet
 from fakenews.data.params import project_path, stage_params
 from fakenews.data.schema import read_table
+from fakenews.data.splits import ASSIGNMENT_COLUMNS
 from fakenews.errors import PipelineError, cli_errors
 
-SPLITS = ("train", "val", "test")
 INPUT_COLUMNS = ["id", "title", "label"]
 
 
@@ -49,6 +53,12 @@ def split(frame: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.DataFrame
     }
 
 
+def assignment(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row a headline: id, label and the name of its split."""
+    return pd.concat([part.assign(split=name) for name, part in parts.items()],
+                     ignore_index=True)[ASSIGNMENT_COLUMNS]
+
+
 def split_report(parts: dict[str, pd.DataFrame]) -> dict[str, Any]:
     total = sum(len(p) for p in parts.values())
     return {
@@ -66,12 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_arg_parser("split", "Split headlines into train/val/test.").parse_args(argv)
     params = stage_params("split", args.params)
     paths = stage_params("paths", args.params)
-    frame = read_table(project_path(paths["embedded_table"]), INPUT_COLUMNS)
+    frame = read_table(project_path(paths["ingested"]), INPUT_COLUMNS)
     parts = split(frame, params)
-    with atomic_path(project_path(paths["split_dir"])) as tmp:
-        tmp.mkdir()
-        for name, part in parts.items():
-            part.to_parquet(tmp / f"{name}.parquet", index=False)
+    write_parquet(assignment(parts), project_path(paths["split"]))
     report = split_report(parts)
     write_json(report, project_path(paths["split_metrics"]))
     print("split: " + ", ".join(f"{n}={r['rows']}" for n, r in report.items()))

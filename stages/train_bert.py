@@ -1,7 +1,11 @@
 """train_bert: fine-tune a BERT encoder on raw headlines through TF Hub layers.
 
     raw title → hub.KerasLayer(preprocess) → hub.KerasLayer(encoder, trainable=True)
-              → pooled output → Dropout(0.2) → Dense(10, relu) → Dense(1, sigmoid)
+              → pooled tokens → Dropout(0.2) → Dense(10, relu) → Dense(1, sigmoid)
+
+Pooling is `train_bert.pooling`: `mean` (the default, the masked mean of the token
+vectors, as all-MiniLM-L6-v2 was trained) or `pooled_output` (the [CLS] pooler of the
+TF Hub BERT interface). The decision threshold is chosen on validation.
 
 Both handles are params: the offline modules that embed builds by default, or the
 public TF Hub BERT handles online. Training batches hold titles of similar length and
@@ -18,11 +22,11 @@ import pandas as pd
 
 from fakenews.cli import stage_arg_parser
 from fakenews.data.params import load_params, project_path, resolve_handle
-from fakenews.data.schema import read_table
+from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError, cli_errors
 
 STAGE = "train_bert"
-COLUMNS = ["id", "title", "label"]
+COLUMNS = ["id", "title"]
 
 
 def build_model(params: dict[str, Any], steps_per_epoch: int):
@@ -160,25 +164,31 @@ def main(argv: list[str] | None = None) -> None:
     from fakenews.tracking.runs import start_run
     from fakenews.training import (
         binary_metrics,
+        choose_threshold,
         epoch_logger,
         publish_model,
         write_training_outputs,
     )
 
-    split_dir = project_path(paths["split_dir"])
-    train_frame = read_table(split_dir / "train.parquet", COLUMNS)
-    val_frame = read_table(split_dir / "val.parquet", COLUMNS)
+    assignment, ingested = project_path(paths["split"]), project_path(paths["ingested"])
+    parts = load_splits(assignment, ingested, COLUMNS)
+    train_frame, val_frame = parts["train"], parts["val"]  # test stays unseen until evaluate
     hub_inputs = [project_path(params[k]) for k in ("preprocess_handle", "encoder_handle")
                   if "://" not in params[k]]
     model_dir = project_path(paths["models_dir"]) / "bert"
 
-    with start_run(STAGE, {STAGE: params}, input_paths=[split_dir, *hub_inputs]) as run:
+    with start_run(STAGE, {STAGE: params}, input_paths=[assignment, ingested, *hub_inputs],
+                   datasets={"train": assignment, "val": assignment}) as run:
         model, history = train(train_frame, val_frame, params, [epoch_logger(run)])
-        val_metrics = binary_metrics(val_frame["label"], predict(model, val_frame["title"].tolist()))
-        uri = publish_model(run, model, tf.TensorSpec([None], tf.string, name="title"),
-                            {}, {"scorer": "saved_model", "batch_size": 128}, model_dir)
-        write_training_outputs(STAGE, history, val_metrics, project_path(paths["metrics_dir"]), run)
-    print(f"train_bert: val accuracy {val_metrics['accuracy']:.3f}, "
+        val_probabilities = predict(model, val_frame["title"].tolist())
+        threshold = choose_threshold(val_frame["label"].to_numpy(), val_probabilities)
+        val_metrics = binary_metrics(val_frame["label"], val_probabilities, threshold)
+        uri = publish_model(run, model, tf.TensorSpec([None], tf.string, name="title"), {},
+                            {"scorer": "saved_model", "threshold": threshold, "batch_size": 128},
+                            model_dir)
+        write_training_outputs(STAGE, history, {**val_metrics, "threshold": threshold},
+                               project_path(paths["metrics_dir"]), run)
+    print(f"train_bert: val accuracy {val_metrics['accuracy']:.3f} at threshold {threshold:.3f}, "
           f"ROC-AUC {val_metrics['roc_auc']:.3f}; model {uri}")
 
 

@@ -3,12 +3,16 @@
     token ids → Embedding (pretrained, from embed) → Dropout → LSTM(50)
               → Dense(20, relu) → Dense(5, relu) → Dense(1, sigmoid)
 
-Adam and binary cross-entropy; every size and setting is in params.yaml. The run goes
+Adam and binary cross-entropy; every size and setting is in params.yaml. The vocabulary
+(words seen `min_count` times) is fitted on the training split only, each word starting
+from its pretrained vector; the decision threshold is chosen on validation. The run goes
 to the MLflow tracking server with the model as a pyfunc that takes raw headlines
-(NLTK cleaning, vocabulary and padding travel with it).
+(NLTK cleaning, vocabulary, padding and threshold travel with it).
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,11 +20,11 @@ import pandas as pd
 
 from fakenews.cli import stage_arg_parser
 from fakenews.data.params import load_params, project_path
-from fakenews.data.schema import read_table
-from fakenews.errors import cli_errors
+from fakenews.data.splits import load_splits
+from fakenews.errors import PipelineError, cli_errors
 
 STAGE = "train_lstm"
-COLUMNS = ["id", "label", "token_ids"]
+COLUMNS = ["id", "tokens"]
 
 
 def build_model(embeddings: np.ndarray, max_length: int, params: dict[str, Any]):
@@ -50,18 +54,28 @@ def build_model(embeddings: np.ndarray, max_length: int, params: dict[str, Any])
     return model
 
 
-def as_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return np.stack(frame["token_ids"].to_numpy()).astype(np.int32), frame["label"].to_numpy()
+def encoded(parts: dict[str, pd.DataFrame], words: list[str], vectors: np.ndarray,
+            params: dict[str, Any]) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    """The core of the inputs: the vocabulary fitted on train, its pretrained matrix, and
+    every split's padded token ids."""
+    from fakenews.vocabulary import corpus_vocabulary, encode_all, pretrained_matrix
+
+    max_length, padding = int(params["max_length"]), params["padding"]
+    if max_length < 1 or padding not in ("pre", "post"):
+        raise PipelineError("params.yaml: train_lstm.max_length must be ≥ 1 and train_lstm.padding "
+                            "pre or post")
+    vocab = corpus_vocabulary(parts["train"]["tokens"], int(params["min_count"]))
+    ids = {name: encode_all(part["tokens"], vocab, max_length, padding) for name, part in parts.items()}
+    return vocab, pretrained_matrix(vocab, words, vectors), ids
 
 
-def train(train: pd.DataFrame, val: pd.DataFrame, embeddings: np.ndarray,
-          params: dict[str, Any], callbacks: list = ()) -> tuple[Any, dict[str, list[float]]]:
+def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+          embeddings: np.ndarray, params: dict[str, Any], callbacks: list = ()
+          ) -> tuple[Any, dict[str, list[float]]]:
     """The core: a trained model and its per-epoch history."""
     from fakenews.training import early_stopping, set_seeds
 
     set_seeds(int(params["seed"]))
-    x_train, y_train = as_arrays(train)
-    x_val, y_val = as_arrays(val)
     model = build_model(embeddings, x_train.shape[1], params)
     stopping = early_stopping(params)
     history = model.fit(
@@ -72,13 +86,8 @@ def train(train: pd.DataFrame, val: pd.DataFrame, embeddings: np.ndarray,
     return model, history.history
 
 
-def sequence_length(frame: pd.DataFrame) -> int:
-    """Token ids per headline, as padded by embed."""
-    return len(frame["token_ids"].iloc[0])
-
-
-def predict(model, frame: pd.DataFrame) -> np.ndarray:
-    return model.predict(as_arrays(frame)[0], verbose=0, batch_size=512).reshape(-1)
+def predict(model, ids: np.ndarray) -> np.ndarray:
+    return model.predict(ids, verbose=0, batch_size=512).reshape(-1)
 
 
 @cli_errors
@@ -91,31 +100,44 @@ def main(argv: list[str] | None = None) -> None:
     from fakenews.tracking.runs import start_run
     from fakenews.training import (
         binary_metrics,
+        choose_threshold,
         epoch_logger,
         publish_model,
         write_training_outputs,
     )
 
-    split_dir, embedded = project_path(paths["split_dir"]), project_path(paths["embedded_dir"])
-    train_frame = read_table(split_dir / "train.parquet", COLUMNS)
-    val_frame = read_table(split_dir / "val.parquet", COLUMNS)
-    embeddings = np.load(embedded / "embeddings.npy")
+    assignment, cleaned = project_path(paths["split"]), project_path(paths["cleaned"])
+    embedded = project_path(paths["embedded_dir"])
+    parts = load_splits(assignment, cleaned, COLUMNS)
+    parts = {name: parts[name] for name in ("train", "val")}  # test stays unseen until evaluate
+    words = (embedded / "words.txt").read_text(encoding="utf-8").splitlines()
+    vocab, embeddings, ids = encoded(parts, words, np.load(embedded / "vectors.npy"), params)
+    labels = {name: part["label"].to_numpy() for name, part in parts.items()}
     model_dir = project_path(paths["models_dir"]) / "lstm"
-    logged = {STAGE: params, "embed": all_params["embed"], "clean": all_params["clean"]}
+    logged = {STAGE: params, "clean": all_params["clean"]}
 
-    with start_run(STAGE, logged, input_paths=[split_dir, embedded]) as run:
-        model, history = train(train_frame, val_frame, embeddings, params, [epoch_logger(run)])
-        val_metrics = binary_metrics(val_frame["label"], predict(model, val_frame))
+    with start_run(STAGE, logged, input_paths=[assignment, cleaned, embedded],
+                   datasets={"train": assignment, "val": assignment}) as run, \
+            tempfile.TemporaryDirectory() as work:
+        model, history = train(ids["train"], labels["train"], ids["val"], labels["val"], embeddings,
+                               params, [epoch_logger(run)])
+        val_probabilities = predict(model, ids["val"])
+        threshold = choose_threshold(labels["val"], val_probabilities)
+        val_metrics = binary_metrics(labels["val"], val_probabilities, threshold)
+        vocab_file = Path(work) / "vocab.txt"
+        vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
         uri = publish_model(
-            run, model, tf.TensorSpec([None, sequence_length(train_frame)], tf.int32, name="token_ids"),
-            {"vocab": str(embedded / "vocab.txt"),
-             "nltk_data": str(project_path(all_params["clean"]["nltk_data"]))},
-            {"scorer": "cleaned_tokens", "clean": all_params["clean"], "embed": all_params["embed"]},
+            run, model, tf.TensorSpec([None, int(params["max_length"])], tf.int32, name="token_ids"),
+            {"vocab": str(vocab_file), "nltk_data": str(project_path(all_params["clean"]["nltk_data"]))},
+            {"scorer": "cleaned_tokens", "threshold": threshold, "clean": all_params["clean"],
+             "encode": {k: params[k] for k in ("max_length", "padding")}},
             model_dir,
         )
-        write_training_outputs(STAGE, history, val_metrics, project_path(paths["metrics_dir"]), run)
-    print(f"train_lstm: val accuracy {val_metrics['accuracy']:.3f}, "
-          f"ROC-AUC {val_metrics['roc_auc']:.3f}; model {uri}")
+        write_training_outputs(STAGE, history, {**val_metrics, "threshold": threshold},
+                               project_path(paths["metrics_dir"]), run)
+    print(f"train_lstm: {len(vocab)} words in the vocabulary (train split); val accuracy "
+          f"{val_metrics['accuracy']:.3f} at threshold {threshold:.3f}, ROC-AUC "
+          f"{val_metrics['roc_auc']:.3f}; model {uri}")
 
 
 if __name__ == "__main__":

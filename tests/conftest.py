@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fakenews.data.params import load_params
 from tests.support.sandbox import TINY_PROFILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +57,34 @@ def write_params(path: Path, params: dict) -> Path:
     return path
 
 
+def commit_all(repo: Path, message: str) -> str:
+    """`git add -A` and commit in a project copy; returns the new HEAD."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
+         "commit", "-q", "-m", message], repo)
+    return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+
+
+def assert_serves_as_trained(params: dict, run, record: dict) -> None:
+    """No train/serve skew: the logged pyfunc, loaded back and given the raw validation
+    titles, reproduces the validation metrics its training stage logged."""
+    import mlflow
+
+    from fakenews.data.splits import load_splits
+    from fakenews.training import binary_metrics
+
+    val = load_splits(params["paths"]["split"], params["paths"]["ingested"], ["id", "title"])["val"]
+    served = mlflow.pyfunc.load_model(record["model_uri"]).predict(val[["title"]])
+    served_metrics = binary_metrics(val["label"], served["fake_probability"], record["threshold"])
+    logged = {key.removeprefix("val."): value for key, value in run.data.metrics.items()
+              if key.startswith("val.")}
+    assert logged.keys() == {*served_metrics, "threshold"}
+    for key, value in served_metrics.items():
+        assert value == pytest.approx(logged[key], abs=1e-6, nan_ok=True), key
+    assert (served["predicted_label"] == "fake").mean() == pytest.approx(
+        (served["fake_probability"] >= logged["threshold"]).mean())
+
+
 def ran_stages(output: str) -> list[str]:
     """Stage names that `dvc repro`/`dvc exp run` reported running."""
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
@@ -68,8 +97,8 @@ def ran_stages(output: str) -> list[str]:
 TINY_STAGE_PARAMS = TINY_PROFILE
 TINY_REPRO_EXPERIMENT = "dvc-repro-test"
 TINY_REPRO_MODEL = "dvc-repro"
-DATA_PATHS = ("ingested", "ingest_report", "cleaned", "hub_dir", "embedded_dir", "embedded_table",
-              "embed_metrics", "split_dir", "split_metrics")
+DATA_PATHS = ("ingested", "ingest_report", "cleaned", "hub_dir", "embedded_dir", "embed_metrics",
+              "split", "split_metrics")
 
 
 def tiny_flags() -> list[str]:
@@ -111,7 +140,7 @@ def project_copy(tmp_path_factory):
 class TinyRepro:
     repo: Path  # the copy, which later tests may change
     env: dict[str, str]
-    result: subprocess.CompletedProcess  # the `dvc exp run` that reproduced all seven stages
+    result: subprocess.CompletedProcess  # the `dvc repro` that reproduced all seven stages
     outputs: Path  # data/, models/, metrics/ and params.yaml as that run left them
 
 
@@ -134,9 +163,16 @@ def _tiny_repro_started(request):
     repo = request.getfixturevalue("project_copy")("dvc")
     env = {**subprocess_env(), "MLFLOW_TRACKING_URI": request.getfixturevalue("tracking_server"),
            "MLFLOW_EXPERIMENT_NAME": TINY_REPRO_EXPERIMENT}
-    # its own registered model, so the in-process tests sharing the server start clean
-    command = ["dvc", "exp", "run", *tiny_flags(), "-S",
-               f"evaluate.registered_model={TINY_REPRO_MODEL}"]
+    # The tiny profile committed, as a team commits what it runs: `dvc repro` of a clean
+    # checkout registers and promotes (an experiment would not), and its runs are not dirty.
+    # Its own registered model, so the in-process tests sharing the server start clean.
+    params = load_params(repo / "params.yaml")
+    for section, values in {**TINY_STAGE_PARAMS, "evaluate": {**TINY_STAGE_PARAMS["evaluate"],
+                            "registered_model": TINY_REPRO_MODEL}}.items():
+        params[section].update(values)
+    write_params(repo / "params.yaml", params)
+    commit_all(repo, "tiny profile")
+    command = ["dvc", "repro"]
     log = repo.parent / "tiny_repro.log"
     with open(log, "w") as sink:  # a file, not a pipe: nobody reads it until the end
         proc = subprocess.Popen(command, cwd=repo, env=env, stdout=sink, stderr=subprocess.STDOUT,
@@ -149,7 +185,7 @@ def _tiny_repro_started(request):
 
 @pytest.fixture(scope="session")
 def tiny_repro(_tiny_repro_started, tmp_path_factory) -> TinyRepro:
-    """All seven stages on the tiny profile under a real `dvc exp run`, once per session.
+    """All seven stages on the tiny profile under a real `dvc repro`, once per session.
 
     Its outputs are copied aside at once, so tests that read them are not affected by the
     tests that go on to change the copy.
@@ -170,8 +206,6 @@ def tiny_repro(_tiny_repro_started, tmp_path_factory) -> TinyRepro:
 def tiny_params(outputs: Path, workdir: Path, shared_data: Path) -> dict:
     """params.yaml with the tiny profile, reading the upstream data of the session's tiny
     repro (`outputs`) and writing models and metrics into `workdir`."""
-    from fakenews.data.params import load_params
-
     params = load_params(PROJECT_ROOT / "params.yaml")
     params["paths"] = {key: str((outputs if key in DATA_PATHS else workdir) / value)
                        for key, value in params["paths"].items()}

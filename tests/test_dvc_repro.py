@@ -1,8 +1,9 @@
 """The whole pipeline under a real `dvc repro` in a temporary copy of the repo.
 
 Against a real tracking server: all seven stages run on the tiny profile, MLflow holds
-the runs and a champion, a second repro runs nothing, and a train_bert param change
-reruns only train_bert and evaluate.
+the runs and a champion, a second repro runs nothing, re-evaluating unchanged models
+registers nothing, and the README's experiment reruns only what depends on its params and
+leaves the registry alone.
 """
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from tests.test_readme import NOT_RUN_HERE, README, runnable_blocks
 pytestmark = pytest.mark.slow
 
 ALL_STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
+# split reads only ids and labels; each consumer joins the columns it needs by id
 EXPECTED_EDGES = {
-    ("ingest", "clean"), ("clean", "embed"), ("embed", "split"),
-    ("split", "train_lstm"), ("embed", "train_lstm"),
-    ("split", "train_bert"), ("embed", "train_bert"),
-    ("split", "evaluate"), ("train_lstm", "evaluate"), ("train_bert", "evaluate"),
+    ("ingest", "clean"), ("clean", "embed"), ("ingest", "split"),
+    ("split", "train_lstm"), ("clean", "train_lstm"), ("embed", "train_lstm"),
+    ("split", "train_bert"), ("ingest", "train_bert"), ("embed", "train_bert"),
+    ("split", "evaluate"), ("clean", "evaluate"), ("ingest", "evaluate"),
+    ("train_lstm", "evaluate"), ("train_bert", "evaluate"),
 }
 
 
@@ -74,15 +77,39 @@ def test_full_repro_then_noop(repo, env, tracking_server, first_run):
     assert len(by_stage["evaluate"]) == 4
     lstm = by_stage["train_lstm"][0]
     assert lstm.data.tags["command"].endswith("-m stages.train_lstm")
-    assert lstm.data.tags.get("dvc.exp.name")  # dvc exp run names the experiment
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    for r in runs:  # a repro of a clean checkout: the pipeline's own outputs do not count
+        assert (r.data.tags["git.commit"], r.data.tags["git.dirty"]) == (head, "false")
+        assert "dvc.exp.name" not in r.data.tags
     name = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["registered_model"]
     assert name == TINY_REPRO_MODEL
-    assert client.get_model_version_by_alias(name, "champion").version
+    versions = client.search_model_versions(f"name = '{name}'")
+    assert sorted(v.tags["family"] for v in versions) == ["bert", "lstm"]
+    promotion = json.loads((repo / "metrics/promotion.json").read_text())
+    champion = client.get_model_version_by_alias(name, "champion").version
+    assert promotion["decision"]["promoted"] and promotion["decision"]["version"] == champion
 
     status = run(["dvc", "status"], repo, env).stdout
     assert "up to date" in status, status
     again = run(["dvc", "repro"], repo, env)
     assert ran_stages(again.stdout) == []
+
+
+def registry_state(client: MlflowClient, name: str) -> tuple[list[str], dict[str, str]]:
+    versions = sorted((v.version for v in client.search_model_versions(f"name = '{name}'")), key=int)
+    return versions, client.get_registered_model(name).aliases
+
+
+def test_reevaluating_unchanged_models_registers_nothing(repo, env, tracking_server, first_run):
+    client = MlflowClient(tracking_server)
+    before = registry_state(client, TINY_REPRO_MODEL)
+    forced = run(["dvc", "repro", "--force", "--single-item", "evaluate"], repo, env)
+    assert ran_stages(forced.stdout) == ["evaluate"]
+    assert registry_state(client, TINY_REPRO_MODEL) == before
+    promotion = json.loads((repo / "metrics/promotion.json").read_text())
+    assert promotion["decision"] is None and promotion["new_versions"] == []
+    assert promotion["versions"] == {v.tags["family"]: v.version
+                                     for v in client.search_model_versions(f"name = '{TINY_REPRO_MODEL}'")}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +122,7 @@ def readme_outputs(repo, env, first_run) -> dict[str, str]:
     """
     # sys.prefix is the venv itself; resolving sys.executable would lead to the base Python
     (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
-    outputs = {}
+    outputs = {"registry before": registry_state(MlflowClient(env["MLFLOW_TRACKING_URI"]), TINY_REPRO_MODEL)}
     for block in runnable_blocks(README.read_text(encoding="utf-8")):
         for command in block:
             if command not in NOT_RUN_HERE:
@@ -103,12 +130,25 @@ def readme_outputs(repo, env, first_run) -> dict[str, str]:
     return outputs
 
 
-def test_readme_commands_run(readme_outputs):
-    assert "champion" in next(out for cmd, out in readme_outputs.items() if "promote show" in cmd)
+def test_readme_commands_run(readme_outputs, tracking_server):
+    champion = MlflowClient(tracking_server).get_model_version_by_alias(TINY_REPRO_MODEL, "champion")
+    shown = next(out for cmd, out in readme_outputs.items() if "promote show" in cmd)
+    assert f"champion: version {champion.version}" in shown
     assert ran_stages(readme_outputs["make repro"]) == []  # first_run already reproduced everything
 
 
-def test_a_param_change_reruns_only_its_stage_and_what_follows(readme_outputs):
-    """The README's experiment changes two train_lstm params: nothing upstream reruns."""
-    experiment = next(cmd for cmd in readme_outputs if cmd.startswith("dvc exp run -S train_lstm."))
-    assert ran_stages(readme_outputs[experiment]) == ["train_lstm", "evaluate"]
+def experiment_command(outputs: dict) -> str:
+    return next(cmd for cmd in outputs if cmd.startswith("dvc exp run -S clean."))
+
+
+def test_a_param_change_reruns_only_what_depends_on_it(readme_outputs):
+    """The README's experiment changes a clean and a train_lstm param: BERT, which joins
+    raw titles by id, is not retrained, and nothing upstream of clean reruns."""
+    assert ran_stages(readme_outputs[experiment_command(readme_outputs)]) == [
+        "clean", "embed", "train_lstm", "evaluate"]
+
+
+def test_an_experiment_leaves_the_registry_untouched(readme_outputs, tracking_server):
+    client = MlflowClient(tracking_server)
+    assert registry_state(client, TINY_REPRO_MODEL) == readme_outputs["registry before"]
+    assert "nothing registered and no alias moved" in readme_outputs[experiment_command(readme_outputs)]

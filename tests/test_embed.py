@@ -11,22 +11,29 @@ import pytest
 from fakenews.data.params import load_params
 from fakenews.errors import PipelineError
 from fakenews.hub.wordvec import build_wordvec_module, whole_words
+from fakenews.vocabulary import corpus_vocabulary, encode, pretrained_matrix
 from stages import embed as embed_stage
 
 
 def test_vocabulary_is_frequency_ordered_after_pad_and_oov():
-    vocab = embed_stage.corpus_vocabulary([["b", "a", "b"], ["c", "b", "a"]])
+    vocab = corpus_vocabulary([["b", "a", "b"], ["c", "b", "a"]])
     assert vocab == ["<pad>", "<oov>", "b", "a", "c"]
-    assert embed_stage.corpus_vocabulary([["b", "a", "b"]], min_count=2) == ["<pad>", "<oov>", "b"]
+    assert corpus_vocabulary([["b", "a", "b"]], min_count=2) == ["<pad>", "<oov>", "b"]
 
 
 @pytest.mark.parametrize("padding,expected", [("pre", [0, 0, 2, 3]), ("post", [2, 3, 0, 0])])
 def test_encode_pads_like_keras(padding, expected):
     index = {"<pad>": 0, "<oov>": 1, "x": 2, "y": 3}
-    assert embed_stage.encode(["x", "y"], index, 4, padding) == expected
+    assert encode(["x", "y"], index, 4, padding) == expected
     # truncation keeps the end for pre padding and the start for post, as pad_sequences
-    long = embed_stage.encode(["x", "y", "zz", "x", "y"], index, 3, padding)
+    long = encode(["x", "y", "zz", "x", "y"], index, 3, padding)
     assert long == ([1, 2, 3] if padding == "pre" else [2, 3, 1])
+
+
+def test_pretrained_matrix_rows_follow_the_vocabulary():
+    matrix = pretrained_matrix(["<pad>", "<oov>", "dog", "zebra"], ["cat", "dog"],
+                               np.array([[1.0, 0.0], [0.0, 2.0]], np.float32))
+    np.testing.assert_array_equal(matrix, [[0, 0], [0, 0], [0, 2], [0, 0]])
 
 
 def test_whole_words_skip_pieces_and_specials():
@@ -51,38 +58,29 @@ def test_module_has_the_wiki_words_interface(small_module):
     np.testing.assert_allclose(out[2], np.array([1, 2, 0]) / np.sqrt(2), rtol=1e-6)
 
 
-def test_embed_core_builds_ids_matrix_and_coverage(small_module):
-    frame = pd.DataFrame({"id": ["a", "b"], "title": ["t", "u"], "label": [0, 1],
-                          "tokens": [["cat", "dog", "zebra"], ["dog"]]})
-    params = {"max_length": 4, "padding": "pre", "min_count": 1}
-    table, vocab, matrix, report = embed_stage.embed(
-        frame, embed_stage.hub_vector_lookup(str(small_module)), params)
-    assert vocab == ["<pad>", "<oov>", "dog", "cat", "zebra"]
-    assert table["token_ids"].tolist() == [[0, 3, 2, 4], [0, 0, 0, 2]]
-    np.testing.assert_allclose(matrix[vocab.index("cat")], [1, 0, 0])
-    assert not matrix[vocab.index("zebra")].any() and not matrix[:2].any()
+def test_embed_core_looks_up_every_corpus_word_and_reports_coverage(small_module):
+    frame = pd.DataFrame({"id": ["a", "b"], "tokens": [["cat", "dog", "zebra"], ["dog"]]})
+    words, vectors, report = embed_stage.embed(frame, embed_stage.hub_vector_lookup(str(small_module)))
+    assert words == ["cat", "dog", "zebra"]
+    np.testing.assert_allclose(vectors[words.index("cat")], [1, 0, 0])
+    assert not vectors[words.index("zebra")].any()
     assert report["token_coverage"] == pytest.approx(3 / 4, abs=1e-4)
     assert report["type_coverage"] == pytest.approx(2 / 3, abs=1e-4)
 
 
-def test_bad_handle_and_bad_params_are_explained(tmp_path, small_module):
+def test_a_bad_handle_is_explained(tmp_path):
     with pytest.raises(PipelineError, match="word-vector module"):
         embed_stage.hub_vector_lookup(str(tmp_path / "no-module"))
-    frame = pd.DataFrame({"id": ["a"], "title": ["t"], "label": [0], "tokens": [["cat"]]})
-    with pytest.raises(PipelineError, match="max_length"):
-        embed_stage.embed(frame, lambda w: np.zeros((len(w), 3)), {"max_length": 0})
 
 
 @pytest.mark.slow
 def test_stage_outputs_on_real_weights(tiny_pipeline):
     paths = load_params(tiny_pipeline)["paths"]
     embedded = Path(paths["embedded_dir"])
-    vocab = (embedded / "vocab.txt").read_text().splitlines()
-    matrix = np.load(embedded / "embeddings.npy")
-    assert matrix.shape == (len(vocab), 384)
+    words = (embedded / "words.txt").read_text().splitlines()
+    vectors = np.load(embedded / "vectors.npy")
+    assert vectors.shape == (len(words), 384) and words == sorted(set(words))
     report = json.loads(Path(paths["embed_metrics"]).read_text())
-    assert 0.6 < report["token_coverage"] <= 1.0
+    assert 0.6 < report["token_coverage"] <= 1.0 and report["words"] == len(words)
     for module in ("wordvec", "bert_preprocess", "bert_encoder"):
         assert (Path(paths["hub_dir"]) / module / "saved_model.pb").is_file()
-    table = pd.read_parquet(paths["embedded_table"])
-    assert {len(ids) for ids in table["token_ids"]} == {12}

@@ -1,37 +1,81 @@
-"""evaluate and promotion against a real tracking server and registry."""
+"""evaluate, its measures, and promotion against a real tracking server and registry."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from fakenews.data.params import load_params
+from fakenews.data.splits import load_splits
+from fakenews.evaluation import calibration, model_report
 from fakenews.tracking import registry
+from fakenews.tracking.promotion import register_and_promote, scored_by
+from fakenews.tracking.registry import Scored
+from fakenews.training import choose_threshold
 from stages import evaluate
 
+PARAMS = {"bootstrap_resamples": 200, "seed": 1}
 
-def test_metrics_and_bootstrap_intervals_bracket_the_point_estimate():
+
+def test_intervals_bracket_the_point_estimate_overall_and_per_source():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 400)
     good = np.clip(labels * 0.6 + rng.random(400) * 0.4, 0, 1)
-    results = evaluate.evaluate(labels, {"good": good, "coin": rng.random(400)},
-                                {"bootstrap_resamples": 200, "seed": 1})
-    for scores in results.values():
+    test = pd.DataFrame({"label": labels, "source": np.where(np.arange(400) < 300, "gossipcop", "politifact")})
+    results = evaluate.evaluate(test, {"good": (good, 0.5), "coin": (rng.random(400), 0.5)}, PARAMS)
+    for scores in [r for result in results.values() for r in (result, *result["by_source"].values())]:
         assert scores["accuracy_ci_low"] <= scores["accuracy"] <= scores["accuracy_ci_high"]
         assert scores["roc_auc_ci_low"] <= scores["roc_auc"] <= scores["roc_auc_ci_high"]
+    assert {s: r["rows"] for s, r in results["good"]["by_source"].items()} == {"gossipcop": 300, "politifact": 100}
     assert results["good"]["roc_auc"] > 0.9 > 0.6 > results["coin"]["roc_auc"]
 
 
-def test_references_train_on_train_only():
+def test_calibration_tells_a_calibrated_model_from_an_overconfident_one():
+    rng = np.random.default_rng(3)
+    probabilities = rng.random(20000)
+    labels = (rng.random(20000) < probabilities).astype(int)  # fake with exactly that chance
+    calibrated = calibration(labels, probabilities)
+    overconfident = calibration(labels, np.where(probabilities >= 0.5, 0.99, 0.01))
+    assert calibrated["ece"] < 0.02 < 0.2 < overconfident["ece"]
+    assert calibrated["brier"] == pytest.approx(np.mean((probabilities - labels) ** 2))
+    report = model_report(labels, probabilities, 0.5, PARAMS)
+    assert report["threshold"] == 0.5 and report["ece"] == calibrated["ece"]
+
+
+def test_threshold_is_chosen_for_accuracy_and_stays_at_half_when_nothing_separates():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    shifted = np.array([0.60, 0.62, 0.64, 0.80, 0.82, 0.84])  # every score above 0.5
+    threshold = choose_threshold(labels, shifted)
+    assert 0.64 < threshold < 0.80 and ((shifted >= threshold) == labels).all()
+    assert choose_threshold(labels, np.full(6, 0.7)) == 0.5
+
+
+def test_references_fit_on_train_and_choose_their_threshold_on_validation():
     train = pd.DataFrame({"tokens": [["alien", "shock"], ["senate", "vote"]] * 20, "label": [1, 0] * 20})
+    val = pd.DataFrame({"tokens": [["alien"], ["senate"], ["alien", "vote"]], "label": [1, 0, 1]})
     test = pd.DataFrame({"tokens": [["alien"], ["senate"]], "label": [1, 0]})
-    preds = evaluate.reference_predictions(train, test, {"tfidf_ngram_range": [1, 1], "logreg_c": 1.0})
-    assert preds["tfidf_logreg"][0] > 0.5 > preds["tfidf_logreg"][1]
-    assert set(preds["majority"]) == {1.0}  # ties go to fake
+    preds = evaluate.reference_predictions(train, val, test, {"tfidf_ngram_range": [1, 1], "logreg_c": 1.0})
+    probabilities, threshold = preds["tfidf_logreg"]
+    assert probabilities[0] > threshold > probabilities[1]
+    assert threshold == choose_threshold(val["label"].to_numpy(), evaluate.reference_predictions(
+        train, val, val, {"tfidf_ngram_range": [1, 1], "logreg_c": 1.0})["tfidf_logreg"][0])
+    assert set(preds["majority"][0]) == {1.0}  # ties go to fake
+
+
+def test_the_promotion_rule():
+    decide = lambda champion, ci: registry.decide("m", "5", "roc_auc", 0.0, 0.9, champion, ci, 100)  # noqa: E731
+    assert decide(None, None).promoted
+    assert decide({"version": "4", "score": 0.8}, (0.01, 0.2)).promoted
+    tie = decide({"version": "4", "score": 0.9}, (0.0, 0.0))
+    assert not tie.promoted and "[+0.0000, +0.0000] does not beat the margin 0.0" in tie.reason
+    assert not decide({"version": "4", "score": 0.8}, (-0.01, 0.2)).promoted  # noise
+    other = decide({"version": "4", "why_not_comparable": "tested on another split"}, None)
+    assert not other.promoted and "only `promote --force --reason`" in other.reason
 
 
 @pytest.mark.slow
@@ -41,57 +85,71 @@ def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, t
     metrics_dir = Path(params["paths"]["metrics_dir"])
     results = json.loads((metrics_dir / "evaluate.json").read_text())
     assert set(results) == {"lstm", "bert", "tfidf_logreg", "majority"}
+    test = load_splits(params["paths"]["split"], params["paths"]["cleaned"], ["id", "source"])["test"]
+    assert {s: r["rows"] for s, r in results["bert"]["by_source"].items()} == \
+        test["source"].value_counts().to_dict()
+    train_lstm = json.loads((metrics_dir / "train_lstm.json").read_text())
+    assert results["lstm"]["threshold"] == train_lstm["val"]["threshold"]  # chosen on validation
     plots = {p.name for p in (metrics_dir / "evaluate_plots").iterdir()}
-    assert {"roc_bert.csv", "pr_lstm.csv", "confusion_majority.csv"} <= plots
-    decision = json.loads((metrics_dir / "promotion.json").read_text())["decision"]
-    assert decision["promoted"] and decision["reason"] == "no champion yet"
+    assert {"roc_bert.csv", "pr_lstm.csv", "confusion_majority.csv", "calibration_bert.csv"} <= plots
+    promotion = json.loads((metrics_dir / "promotion.json").read_text())
+    assert promotion["decision"]["promoted"] and promotion["decision"]["reason"] == "no champion yet"
 
     client = MlflowClient(tracking_uri)
     name = params["evaluate"]["registered_model"]
     champion = client.get_model_version_by_alias(name, "champion")
-    assert champion.tags["promotion.promoted"] == "True"
-    assert champion.tags["family"] in ("lstm", "bert") and "test.roc_auc" in champion.tags
+    best = max(("lstm", "bert"), key=lambda family: results[family]["roc_auc"])
+    assert champion.tags["family"] == best and champion.version == promotion["decision"]["version"]
+    assert champion.tags[registry.SPLIT_HASH_TAG] and champion.tags["promotion.promoted"] == "True"
     runs = client.search_runs([client.get_experiment_by_name("fake-news").experiment_id],
                               "tags.dvc.stage = 'evaluate'")
     linked = {r.data.tags["model"]: r.data.tags.get("training_run_id") for r in runs}
     assert set(linked) == {"lstm", "bert", "tfidf_logreg", "majority"}
     assert linked["lstm"] and linked["bert"] and linked["majority"] is None
+    assert {d.dataset.name for r in runs for d in r.inputs.dataset_inputs} == {"assignment-test"}
 
 
 @pytest.mark.slow
-def test_promotion_rules_on_a_real_registry(tiny_trained, tracking_uri):
-    """worse challenger stays out, better one takes over, rollback restores, force records why."""
-    import mlflow
-
+def test_registration_and_promotion_on_a_real_registry(tiny_trained, tracking_uri):
+    """New content registers once; a clear win promotes with its interval recorded, a tie
+    and a champion from another split do not; rollback restores; force records why."""
     params = load_params(tiny_trained)
     record = json.loads((Path(params["paths"]["models_dir"]) / "lstm/mlflow_run.json").read_text())
+    headlines = pd.read_parquet(params["paths"]["ingested"])
+    titles, labels = headlines["title"].tolist(), headlines["label"].to_numpy()
     client = MlflowClient(tracking_uri)
-    name = "promotion-rules"
-    v1, v2, v3 = (mlflow.register_model(record["model_uri"], name).version for _ in range(3))
-    scores = {v1: 0.80, v2: 0.75, v3: 0.90}
-    score_of = lambda v: scores[v]  # noqa: E731  (the scores stand for test-split metrics)
+    rules = {"registered_model": "promotion-rules", "promotion_metric": "roc_auc", "min_margin": 0.0,
+             "bootstrap_resamples": 200, "seed": 0}
+    model_scores = scored_by(mlflow.pyfunc.load_model(record["model_uri"]), titles)
 
-    first = registry.decide(client, name, v1, "roc_auc", 0.0, score_of)
-    registry.apply(client, first)
-    assert first.promoted and registry.alias_version(client, name, "champion") == v1
+    def promote(content_hash: str, scored: Scored, split_hash: str = "split-A") -> dict:
+        candidate = {**record, "content_hash": content_hash, "metrics": {}, "scored": scored}
+        return register_and_promote({"lstm": candidate}, labels, titles, split_hash, "data-1", rules)
 
-    worse = registry.decide(client, name, v2, "roc_auc", 0.01, score_of)
-    registry.apply(client, worse)
-    assert not worse.promoted and "does not beat" in worse.reason
-    assert registry.alias_version(client, name, "champion") == v1
-    assert registry.alias_version(client, name, "challenger") == v2
-    assert client.get_model_version(name, v2).tags["promotion.promoted"] == "False"
+    first = promote("weights-1", model_scores)
+    assert first["decision"]["promoted"] and first["new_versions"] == ["1"]
+    again = promote("weights-1", model_scores)  # the same content: nothing to register
+    assert again["decision"] is None and again["new_versions"] == [] and again["versions"] == {"lstm": "1"}
+    assert registry.alias_version(client, "promotion-rules", "champion") == "1"
 
-    better = registry.decide(client, name, v3, "roc_auc", 0.01, score_of)
-    registry.apply(client, better)
-    assert better.promoted and registry.alias_version(client, name, "champion") == v3
+    tie = promote("weights-2", model_scores)["decision"]
+    assert not tie["promoted"] and tie["difference_ci_low"] == tie["difference_ci_high"] == 0.0
+    assert registry.alias_version(client, "promotion-rules", "champion") == "1"
+    assert registry.alias_version(client, "promotion-rules", "challenger") == "2"
 
-    again = registry.decide(client, name, v3, "roc_auc", 0.01, score_of)
-    assert not again.promoted and again.reason == "already champion"  # idempotent
+    perfect = Scored(labels.astype(float), labels)
+    win = promote("weights-3", perfect)["decision"]
+    assert win["promoted"] and win["difference_ci_low"] > 0 and win["rows_compared"] == len(labels)
+    tags = client.get_model_version("promotion-rules", "3").tags
+    assert float(tags["promotion.difference_ci_low"]) == win["difference_ci_low"]
+    assert registry.alias_version(client, "promotion-rules", "champion") == "3"
 
-    registry.rollback(client, name)
-    assert registry.alias_version(client, name, "champion") == v1
+    elsewhere = promote("weights-4", perfect, split_hash="split-B")["decision"]
+    assert not elsewhere["promoted"] and "tested on split split-A" in elsewhere["reason"]
 
-    registry.force(client, name, v2, "hotfix for a known v1 bias")
-    assert registry.alias_version(client, name, "champion") == v2
-    assert client.get_model_version(name, v2).tags["promotion.reason"] == "forced: hotfix for a known v1 bias"
+    registry.rollback(client, "promotion-rules")
+    assert registry.alias_version(client, "promotion-rules", "champion") == "1"
+    registry.force(client, "promotion-rules", "2", "hotfix for a known v1 bias")
+    assert registry.alias_version(client, "promotion-rules", "champion") == "2"
+    assert client.get_model_version("promotion-rules", "2").tags["promotion.reason"] == \
+        "forced: hotfix for a known v1 bias"

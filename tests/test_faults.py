@@ -25,7 +25,14 @@ from fakenews.processes import free_port
 from fakenews.tracking.experiment import process_tags, sweep_parent
 from fakenews.tracking.runs import StageRun, start_run
 from fakenews.tracking.server import running_server
-from tests.conftest import ran_stages, run, subprocess_env, tiny_flags, write_params
+from tests.conftest import (
+    commit_all,
+    ran_stages,
+    run,
+    subprocess_env,
+    tiny_flags,
+    write_params,
+)
 
 SLEEPER = (
     "import time\n"
@@ -224,9 +231,7 @@ def tiny_repo(project_copy, tiny_repro, tracking_server) -> tuple[Path, dict]:
     env = experiment_env(tracking_server, DVC_EXPERIMENT)
     restored = run(["dvc", "exp", "run", "split", *tiny_flags()], repo, env)
     assert ran_stages(restored.stdout) == []
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
-         "commit", "-q", "-m", "tiny baseline"], repo)
+    commit_all(repo, "tiny baseline")
     return repo, env
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from fakenews.data.splits import join_splits
 from fakenews.errors import PipelineError
 from stages import split as split_stage
 
@@ -57,3 +58,19 @@ def test_bad_sizes_are_explained(sizes):
 def test_report_counts_rows_and_balance():
     report = split_stage.split_report(split_stage.split(frame(), PARAMS))
     assert report["test"]["rows"] == 80 and report["test"]["fake_rate"] == pytest.approx(0.4, abs=0.03)
+
+
+def test_the_assignment_is_ids_labels_and_splits_and_joins_back_by_id():
+    parts = split_stage.split(frame(), PARAMS)
+    assignment = split_stage.assignment(parts)
+    assert list(assignment.columns) == ["id", "label", "split"]
+    shuffled = frame().sample(frac=1, random_state=3).assign(tokens=lambda f: f["title"].str.split())
+    joined = join_splits(assignment, shuffled, "cleaned.parquet")
+    for name, part in parts.items():
+        assert joined[name]["id"].tolist() == part["id"].tolist()
+        assert joined[name]["title"].tolist() == part["title"].tolist()
+        assert joined[name]["tokens"].map(" ".join).tolist() == part["title"].tolist()
+
+    with pytest.raises(PipelineError, match=r"cleaned.parquet: 2 id\(s\) of the split assignment "
+                                            r"are missing \(.+\); rerun the pipeline"):
+        join_splits(assignment, shuffled.iloc[2:], "cleaned.parquet")

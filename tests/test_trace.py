@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fakenews.tracking.lineage import path_hash
-from tests.conftest import run, subprocess_env
+from tests.conftest import commit_all, run, subprocess_env
 from tools import trace as trace_cli
 
 pytestmark = pytest.mark.slow
@@ -47,13 +47,6 @@ def set_rows(repo: Path, rows: int | str) -> None:
     params.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def commit(repo: Path, message: str) -> str:
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
-         "commit", "-q", "-m", message], repo)
-    return head(repo)
-
-
 def head(repo: Path) -> str:
     return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
 
@@ -80,7 +73,7 @@ def history(project_copy, env) -> dict:
     repo = new_repo(project_copy, "trace")
     set_rows(repo, 30)
     run(["dvc", "repro", "ingest"], repo, env)
-    commit_a = commit(repo, "A: 30 rows a label")
+    commit_a = commit_all(repo, "A: 30 rows a label")
     run_a = log_run(repo, env)
     ingested_a = path_hash(repo / INGESTED)
     params_a = (repo / "params.yaml").read_text(encoding="utf-8")
@@ -92,7 +85,7 @@ def history(project_copy, env) -> dict:
 
     set_rows(repo, 20)
     run(["dvc", "repro", "ingest"], repo, env)
-    commit_b = commit(repo, "B: 20 rows a label")
+    commit_b = commit_all(repo, "B: 20 rows a label")
     assert path_hash(repo / INGESTED) != ingested_a
     return {"repo": repo, "a": commit_a, "b": commit_b, "run_a": run_a, "dirty_run": dirty_run,
             "ingested_a": ingested_a, "params_a": params_a}
@@ -166,7 +159,7 @@ def test_an_experiment_run_comes_back_through_dvc_exp_apply(project_copy, env, t
          "-d", INGESTED, "python log_run.py"], repo, env)
     set_rows(repo, 30)
     run(["dvc", "repro", "ingest"], repo, env)  # a dvc.lock for the baseline, and no run yet
-    baseline = commit(repo, "baseline with a stage that logs a run")
+    baseline = commit_all(repo, "baseline with a stage that logs a run")
     run(["dvc", "exp", "run", "log_run", "-S", "ingest.max_rows_per_label=25"], repo, env)
     client = MlflowClient(tracking_server)
     experiment = client.get_experiment_by_name("trace-test")
@@ -192,17 +185,45 @@ def test_an_experiment_run_comes_back_through_dvc_exp_apply(project_copy, env, t
     assert head(repo) == baseline
 
 
+def test_git_dirty_ignores_the_pipelines_outputs_and_sees_a_new_module(project_copy, env):
+    repo = new_repo(project_copy, "dirty")
+    (repo / "metrics" / "evaluate.json").write_text('{"accuracy": 0.5}\n', encoding="utf-8")
+    commit_all(repo, "log_run.py and committed metrics")
+    (repo / "metrics" / "evaluate.json").write_text('{"accuracy": 0.9}\n', encoding="utf-8")
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    assert client.get_run(log_run(repo, env)).data.tags["git.dirty"] == "false"
+    (repo / "stages" / "new_module.py").write_text("ANSWER = 42\n", encoding="utf-8")  # untracked
+    assert client.get_run(log_run(repo, env)).data.tags["git.dirty"] == "true"
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
 def test_core_without_a_server():
     """restore_commands and describe from tags alone."""
-    plain = trace_cli.RunTrace("r1", "train_lstm", "FINISHED", "abc", "false", "python -m x",
+    plain = trace_cli.RunTrace("r1", "train_lstm", "FINISHED", COMMIT, "false", "python -m x",
                                None, {"data/split": "d41d8.dir"}, {"train_lstm.seed": "42"})
-    assert trace_cli.restore_commands(plain) == [["git", "checkout", "abc"], ["dvc", "checkout"]]
+    assert trace_cli.restore_commands(plain) == [["git", "checkout", COMMIT], ["dvc", "checkout"]]
     text = trace_cli.describe(plain)
     assert "  data/split  d41d8.dir" in text and "  train_lstm.seed = 42" in text
-    experiment = trace_cli.RunTrace("r2", "train_lstm", "FINISHED", "abc", "true", "python -m x",
+    experiment = trace_cli.RunTrace("r2", "train_lstm", "FINISHED", COMMIT, "true", "python -m x",
                                     "exp-1a2b", {}, {})
     assert not experiment.code_may_differ  # the experiment holds its own code and params
     assert trace_cli.restore_commands(experiment)[1] == ["dvc", "exp", "apply", "exp-1a2b"]
     unknown = trace_cli.RunTrace("r3", "x", "FINISHED", None, "unknown", "?", None, {}, {})
     with pytest.raises(trace_cli.PipelineError, match="not logged from a git checkout"):
         trace_cli.restore_commands(unknown)
+
+
+
+@pytest.mark.parametrize("commit", ["abc", "--orphan=x", "HEAD~1", COMMIT.upper(), COMMIT + "0"])
+def test_only_a_full_hexadecimal_commit_reaches_git(commit):
+    tagged = trace_cli.RunTrace("r4", "x", "FINISHED", commit, "false", "?", None, {}, {})
+    with pytest.raises(trace_cli.PipelineError, match="not a full 40-digit hexadecimal commit"):
+        trace_cli.restore_commands(tagged)
+
+
+def test_only_a_plain_experiment_name_reaches_dvc():
+    tagged = trace_cli.RunTrace("r5", "x", "FINISHED", COMMIT, "true", "?", "--force", {}, {})
+    with pytest.raises(trace_cli.PipelineError, match="not a DVC experiment name"):
+        trace_cli.restore_commands(tagged)

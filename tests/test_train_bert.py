@@ -10,6 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fakenews.data.params import load_params
+from tests.conftest import assert_serves_as_trained
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +32,7 @@ def test_run_is_logged_like_train_lstm(bert_run, tracking_server):
     tags = run.data.tags
     assert tags["dvc.stage"] == "train_bert" and len(tags["git.commit"]) == 40
     assert any(k.startswith("dvc.dep.") and k.endswith("bert_encoder") for k in tags)
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"assignment-train", "assignment-val"}
     curve = pd.read_csv(Path(params["paths"]["metrics_dir"]) / "train_bert_history.csv")
     assert list(curve["epoch"]) == [1]
 
@@ -39,8 +41,14 @@ def test_logged_model_scores_raw_headlines(bert_run, tracking_uri):
     _, _, record = bert_run
     model = mlflow.pyfunc.load_model(record["model_uri"])
     titles = ["Kim Kardashian reveals secret twin", "Senate passes budget", "", "x" * 5000, "日本語のニュース"]
-    out = model.predict(pd.DataFrame({"title": titles}))["fake_probability"]
-    assert len(out) == 5 and out.between(0, 1).all()
+    scored = model.predict(pd.DataFrame({"title": titles}))
+    out = scored["fake_probability"]
+    assert len(out) == 5
+    assert scored["predicted_label"].tolist() == ["fake" if p >= record["threshold"] else "real" for p in out]
     # the same headline gives the same probability, whatever batch it is in
     alone = model.predict(pd.DataFrame({"title": titles[:1]}))["fake_probability"][0]
     assert alone == pytest.approx(out[0], abs=1e-5)
+
+
+def test_the_logged_model_reproduces_the_validation_metrics_its_training_logged(bert_run, tracking_uri):
+    assert_serves_as_trained(*bert_run)

@@ -5,13 +5,16 @@ import json
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from fakenews.data.params import load_params
 from fakenews.processes import free_port
+from fakenews.tracking.lineage import git_output, path_hash
 from stages import train_lstm
+from tests.conftest import assert_serves_as_trained
 
 pytestmark = pytest.mark.slow
 
@@ -29,16 +32,19 @@ def test_run_holds_params_metrics_and_tags(trained, tracking_server):
     params, run, _ = trained
     assert run.info.status == "FINISHED" and run.info.run_name == "train_lstm"
     assert run.data.params["train_lstm.lstm_units"] == "8"
-    assert run.data.params["embed.max_length"] == "12"
+    assert run.data.params["train_lstm.max_length"] == "12"
     for key in ("val.accuracy", "val.roc_auc", "loss", "val_loss", "accuracy", "mlflow_logging_seconds"):
         assert key in run.data.metrics, key
     history = MlflowClient(tracking_server).get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [0]  # one epoch in the tiny profile
     tags = run.data.tags
-    assert len(tags["git.commit"]) == 40 and tags["git.dirty"] in ("true", "false")
+    assert tags["git.commit"] == git_output("rev-parse", "HEAD")
     assert tags["dvc.stage"] == "train_lstm"
-    assert any(key.startswith("dvc.dep.") and key.endswith("split") for key in tags)
+    assignment = Path(params["paths"]["split"])
+    assert tags[f"dvc.dep.{assignment}"] == path_hash(assignment)
     assert "pytest" in tags["command"]  # the exact command line that ran the stage
+    datasets = {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs}
+    assert datasets == {(f"assignment-{split}", path_hash(assignment)) for split in ("train", "val")}
 
 
 def test_outputs_for_dvc(trained, tracking_uri):
@@ -58,9 +64,18 @@ def test_logged_model_predicts_on_raw_headlines(trained, tracking_uri):
     model = mlflow.pyfunc.load_model(run_info["model_uri"])
     titles = ["Brad Pitt and Angelina Jolie SECRETLY back together!", "Senate passes budget", "   ", "Ünïcödé ✓"]
     out = model.predict(pd.DataFrame({"title": titles}))
-    assert list(out.columns) == ["fake_probability"] and len(out) == 4
-    assert ((out["fake_probability"] >= 0) & (out["fake_probability"] <= 1)).all()
+    assert list(out.columns) == ["fake_probability", "predicted_label"] and len(out) == 4
+    threshold = run_info["threshold"]
+    assert out["predicted_label"].tolist() == ["fake" if p >= threshold else "real"
+                                               for p in out["fake_probability"]]
+    alone = [model.predict(pd.DataFrame({"title": [t]}))["fake_probability"][0] for t in titles]
+    np.testing.assert_allclose(alone, out["fake_probability"], atol=1e-6)  # batch-independent
     assert model.metadata.signature.inputs.input_names() == ["title"]
+
+
+def test_the_logged_model_reproduces_the_validation_metrics_its_training_logged(trained, tracking_uri):
+    params, run, run_info = trained
+    assert_serves_as_trained(params, run, run_info)
 
 
 def test_server_down_fails_clearly_and_logs_nowhere(tiny_pipeline, tmp_path, monkeypatch, capsys):

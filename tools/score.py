@@ -9,7 +9,8 @@ examples:
   make score IN=headlines.csv OUT=scored.csv
 
 The output holds every input column, then `fake_probability` (0 to 1) and `predicted_label`
-(`fake` when fake_probability >= threshold, else `real`); columns of those names are replaced.
+(`fake` or `real`, at the threshold the model chose on validation, or at --threshold);
+columns of those names are replaced.
 It appears only once complete. Every cell is read as text: `123` is the headline "123", and
 an empty cell is an empty title. Titles follow the model's input rules: empty or
 whitespace-only is scored as the empty headline, longer than 1,000 characters is cut,
@@ -39,7 +40,6 @@ from fakenews.data.schema import require_columns
 from fakenews.errors import PipelineError, cli_errors
 from stages.ingest import read_csv_file
 
-LABEL = "predicted_label"
 SERVER_SCHEMES = ("models", "runs", "mlflow-artifacts")  # resolved through the tracking server
 REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/\d+)$")
 
@@ -67,38 +67,41 @@ def checked_titles(frame: pd.DataFrame, column: str, source: Path | str) -> list
 
 
 def predict_in_batches(model, titles: list[Any], batch_size: int, progress: bool | None = None
-                       ) -> np.ndarray:
-    """Fake-probabilities, `batch_size` titles per model call, with a progress bar on stderr.
+                       ) -> pd.DataFrame:
+    """The model's output (fake_probability, predicted_label), `batch_size` titles per model
+    call, with a progress bar on stderr; `progress=None` shows it only on a terminal."""
+    from fakenews.tracking.pyfunc import LABEL, OUTPUT, TITLE
 
-    `progress=None` shows the bar only when stderr is a terminal.
-    """
-    from fakenews.tracking.pyfunc import OUTPUT, TITLE
-
-    probabilities = np.empty(len(titles), dtype="float64")
+    parts = []
     with tqdm(total=len(titles), unit="title", desc="scoring", file=sys.stderr,
               disable=None if progress is None else not progress) as bar:
         for start in range(0, len(titles), batch_size):
             batch = titles[start:start + batch_size]
             # the raw titles: the model itself strips and cuts them to its own max length
-            scores = model.predict(pd.DataFrame({TITLE: batch}))[OUTPUT].to_numpy()
-            probabilities[start:start + len(batch)] = scores
+            parts.append(model.predict(pd.DataFrame({TITLE: batch}))[[OUTPUT, LABEL]])
             bar.update(len(batch))
-    return probabilities
+    if not parts:
+        return pd.DataFrame({OUTPUT: np.zeros(0), LABEL: np.array([], dtype=object)})
+    return pd.concat(parts, ignore_index=True)
 
 
 def score_frame(frame: pd.DataFrame, model, title_column: str = "title", batch_size: int = 256,
-                threshold: float = 0.5, source: Path | str = "input", progress: bool | None = None
-                ) -> pd.DataFrame:
-    """`frame` with `fake_probability` and `predicted_label` (fake/real) added.
+                threshold: float | None = None, source: Path | str = "input",
+                progress: bool | None = None) -> pd.DataFrame:
+    """`frame` with `fake_probability` and `predicted_label` (fake/real) added: the model's
+    own label, or the label at `threshold` when one is given.
 
     `model` is anything with the pyfunc `predict` (a DataFrame with a `title` column in, a
-    DataFrame with `fake_probability` out), e.g. `mlflow.pyfunc.load_model(uri)`.
+    DataFrame with `fake_probability` and `predicted_label` out), e.g.
+    `mlflow.pyfunc.load_model(uri)`.
     """
-    from fakenews.tracking.pyfunc import OUTPUT
+    from fakenews.tracking.pyfunc import LABEL, OUTPUT
 
     titles = checked_titles(frame, title_column, source)
-    probabilities = predict_in_batches(model, titles, batch_size, progress)
-    labels = np.where(probabilities >= threshold, "fake", "real")  # >= as in binary_metrics
+    scores = predict_in_batches(model, titles, batch_size, progress)
+    probabilities, labels = scores[OUTPUT].to_numpy(), scores[LABEL].to_numpy()
+    if threshold is not None:
+        labels = np.where(probabilities >= threshold, "fake", "real")  # >= as in binary_metrics
     return frame.assign(**{OUTPUT: probabilities, LABEL: labels})
 
 
@@ -212,18 +215,19 @@ def build_parser() -> Parser:
     add("--encoding", default="utf-8", metavar="NAME", help="encoding of the input (default: %(default)s)")
     add("--batch-size", type=_positive_int, default=256, metavar="N",
         help="titles per model call (default: %(default)s)")
-    add("--threshold", type=_probability, default=0.5, metavar="P",
-        help="fake_probability at or above which the label is fake (default: %(default)s)")
+    add("--threshold", type=_probability, metavar="P",
+        help="fake_probability at or above which the label is fake (default: the threshold "
+        "the model chose on validation)")
     add("--params", default=str(DEFAULT_PARAMS), metavar="FILE", help="params file (default: %(default)s)")
     return parser
 
 
-def summary(scored: pd.DataFrame, title_column: str, model: str, threshold: float) -> str:
+def summary(scored: pd.DataFrame, title_column: str, model: str, threshold: float | None) -> str:
     """Counts per label, and of empty titles, which a wrong --title-column would show up as."""
-    fake = int((scored[LABEL] == "fake").sum())
+    fake = int((scored["predicted_label"] == "fake").sum())
     empty = int(scored[title_column].str.strip().eq("").sum())
-    return (f"{len(scored)} titles scored with {describe(model)}: {fake} fake, {len(scored) - fake} real "
-            f"at threshold {threshold}"
+    return (f"{len(scored)} titles scored with {describe(model)}: {fake} fake, {len(scored) - fake} real"
+            + (f" at threshold {threshold}" if threshold is not None else " at the model's threshold")
             + (f"; {empty} empty or whitespace-only titles scored as the empty headline" if empty else ""))
 
 

@@ -14,6 +14,7 @@ the commit. Afterwards every recorded input is hashed again and compared with th
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -88,11 +89,25 @@ def dirty_note(trace: RunTrace) -> str:
     return ""
 
 
+FULL_COMMIT = re.compile(r"[0-9a-f]{40}")
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
 def restore_commands(trace: RunTrace) -> list[list[str]]:
-    """The commands that bring this repository back to the run's code and data."""
+    """The commands that bring this repository back to the run's code and data.
+
+    Tags are anyone's to set, so only a full hexadecimal commit and a plain experiment
+    name reach git and DVC: nothing that could be read as an option or a revision range.
+    """
     if trace.commit is None:
         raise PipelineError(f"run {trace.run_id} has no git.commit tag: it was not logged "
                             "from a git checkout, so there is nothing to check out")
+    if not FULL_COMMIT.fullmatch(trace.commit):
+        raise PipelineError(f"run {trace.run_id}: its git.commit tag {trace.commit[:60]!r} is not "
+                            "a full 40-digit hexadecimal commit id; refusing to pass it to git")
+    if trace.exp_name and not EXPERIMENT_NAME.fullmatch(trace.exp_name):
+        raise PipelineError(f"run {trace.run_id}: its dvc.exp.name tag {trace.exp_name[:60]!r} is "
+                            "not a DVC experiment name; refusing to pass it to dvc")
     data = ["dvc", "exp", "apply", trace.exp_name] if trace.exp_name else ["dvc", "checkout"]
     return [["git", "checkout", trace.commit], data]
 

@@ -89,14 +89,57 @@ def _dep_tag(value: str | Path) -> tuple[str, str]:
     return mlflow_key(f"dvc.dep.{name}"), path_hash(path) if path.exists() else "missing"
 
 
+# The content hash of a model (fakenews.training.content_hash), on its run and its versions.
+CONTENT_HASH_TAG = "model.content_hash"
+CODE_DIRS = ("stages", "fakenews")  # a new, untracked module here changes the code that runs
+_INTERPOLATION = re.compile(r"\$\{([\w.]+)\}")
+
+
+def pipeline_outputs(root: Path = PROJECT_ROOT) -> list[str]:
+    """dvc.lock and every out, metric and plot dvc.yaml declares (${...} resolved from
+    params.yaml): the pipeline rewrites them, so they never make the code dirty."""
+    import yaml
+
+    try:
+        pipeline = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}
+        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ["dvc.lock"]
+
+    def lookup(match: re.Match) -> str:
+        value: Any = params
+        for key in match.group(1).split("."):
+            value = value.get(key, {}) if isinstance(value, dict) else {}
+        return str(value)
+
+    outputs = {"dvc.lock"}
+    for stage in (pipeline.get("stages") or {}).values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []) or []:
+                path = entry if isinstance(entry, str) else next(iter(entry))
+                outputs.add(os.path.normpath(_INTERPOLATION.sub(lookup, path)))
+    return sorted(outputs)
+
+
+def git_dirty() -> str:
+    """"true" when the code or params that run differ from the commit: tracked changes
+    outside the pipeline's own outputs, or untracked files in the code folders; "unknown"
+    outside git."""
+    excluded = [f":(exclude){path}" for path in pipeline_outputs()]
+    tracked = git_output("status", "--porcelain", "--untracked-files=no", "--", ".", *excluded)
+    untracked = git_output("status", "--porcelain", "--untracked-files=all", "--", *CODE_DIRS)
+    if tracked is None or untracked is None:
+        return "unknown"
+    new_code = [line for line in untracked.splitlines() if line.startswith("??")]
+    return str(bool(tracked) or bool(new_code)).lower()
+
+
 def run_tags(stage: str, input_paths: Sequence[str | Path]) -> dict[str, str]:
     """Tags tying a run to its code (git), its DVC stage and inputs, and its command line."""
-    # dvc.lock is rewritten by `dvc repro` after every stage, so it does not count as a change.
-    status = git_output("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock")
     script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
     tags = {
         "git.commit": git_output("rev-parse", "HEAD") or "unknown",
-        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "git.dirty": git_dirty(),
         "git.branch": git_output("symbolic-ref", "--short", "-q", "HEAD") or "detached",
         "dvc.stage": stage,
         "command": shlex.join(sys.orig_argv),  # as typed: `python -m stages.train ...`

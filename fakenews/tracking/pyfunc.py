@@ -13,7 +13,8 @@ Input rules, the same for every model:
 - an empty or whitespace-only title is scored as the empty headline (the model's prior);
 - titles longer than MAX_TITLE_CHARS (1,000) are cut to that length, not rejected;
 - any Unicode text is accepted.
-Output: a DataFrame with one column, `fake_probability` (float in [0, 1]), row for row.
+Output: a DataFrame, row for row, with `fake_probability` (float in [0, 1]) and
+`predicted_label` ("fake" or "real", at the threshold the model chose on validation).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from fakenews.errors import PipelineError
 
 TITLE = "title"
 OUTPUT = "fake_probability"
+LABEL = "predicted_label"
 MAX_TITLE_CHARS = 1000
 
 
@@ -61,17 +63,20 @@ def titles_from(model_input: Any, max_chars: int = MAX_TITLE_CHARS) -> list[str]
     return [v.strip()[:max_chars] for v in values]
 
 
-def output_frame(probabilities: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({OUTPUT: np.asarray(probabilities, dtype="float64").reshape(-1)})
+def output_frame(probabilities: np.ndarray, threshold: float) -> pd.DataFrame:
+    probabilities = np.asarray(probabilities, dtype="float64").reshape(-1)
+    # >= as in fakenews.training.binary_metrics
+    return pd.DataFrame({OUTPUT: probabilities,
+                         LABEL: np.where(probabilities >= threshold, "fake", "real")})
 
 
 def signature_and_example():
-    """The pyfunc signature (title: string → fake_probability: double) and an input example."""
+    """The pyfunc signature (title → fake_probability, predicted_label) and an input example."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     signature = ModelSignature(inputs=Schema([ColSpec("string", TITLE)]),
-                               outputs=Schema([ColSpec("double", OUTPUT)]))
+                               outputs=Schema([ColSpec("double", OUTPUT), ColSpec("string", LABEL)]))
     example = pd.DataFrame({TITLE: ["Senate passes the annual budget bill",
                                     "Celebrity secretly married to alien, insiders say"]})
     return signature, example
@@ -89,9 +94,10 @@ class HeadlineModel(mlflow.pyfunc.PythonModel):
     # explicit); a list or Series of titles is accepted all the same.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         titles = titles_from(model_input, int(self.config.get("max_title_chars", MAX_TITLE_CHARS)))
+        threshold = float(self.config.get("threshold", 0.5))
         if not titles:
-            return output_frame(np.zeros(0))
-        return output_frame(self.scorer.score(titles))
+            return output_frame(np.zeros(0), threshold)
+        return output_frame(self.scorer.score(titles), threshold)
 
 
 class SavedModelScorer:
@@ -139,12 +145,12 @@ class CleanedTokensScorer:
     def score(self, titles: list[str]) -> np.ndarray:
         import tensorflow as tf
 
+        from fakenews.vocabulary import encode
         from stages.clean import clean_titles
-        from stages.embed import encode
 
-        embed = self.config["embed"]
+        spec = self.config["encode"]
         tokens = clean_titles(titles, self.config["clean"])
-        ids = np.array([encode(t, self.index, int(embed["max_length"]), embed["padding"]) for t in tokens],
+        ids = np.array([encode(t, self.index, int(spec["max_length"]), spec["padding"]) for t in tokens],
                        dtype=np.int32)
         out = [next(iter(self.serve(tf.constant(ids[i:i + self.batch_size])).values())).numpy().reshape(-1)
                for i in range(0, len(ids), self.batch_size)]

@@ -1,9 +1,17 @@
-"""Model registry promotion with aliases: `challenger` for new versions, `champion` for the best.
+"""Model registry: register what is new, and promote only on a real win.
 
-A version takes `champion` only when it beats the current champion on the promotion
-metric by at least the margin, both scored on the same test split. Every decision is
-recorded as tags on the version (and returned, so callers write it to a report).
-The champion it replaced keeps the alias `previous-champion`, which rollback restores.
+- A version is registered only when its model differs from every registered version:
+  the content hash of its weights, config and vocabulary is kept as the version tag
+  `model.content_hash`. Rerunning evaluate on unchanged models registers nothing.
+- The best newly registered version (on the promotion metric) becomes `challenger`.
+- `champion` moves to it only when the paired bootstrap 95 % interval of
+  (challenger − champion), both scored on the same test rows, lies entirely above
+  `min_margin`: ties and noise never promote.
+- The champion is rescored only on a test split it was tested on before (tag
+  `data.split_hash`), so it is never scored on rows it trained on. Otherwise the decision
+  says the comparison cannot be made and does not promote; `promote --force --reason` can.
+- Every decision is recorded as `promotion.*` tags on the challenger (and returned, for
+  metrics/promotion.json). The champion it replaces keeps `previous-champion`.
 """
 from __future__ import annotations
 
@@ -11,11 +19,23 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-import pandas as pd
+import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fakenews.tracking.lineage import CONTENT_HASH_TAG
+
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous-champion"
+SPLIT_HASH_TAG = "data.split_hash"
+DATA_HASH_TAG = "data.ingested_hash"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A model's predictions on the test rows: fake-probabilities and 0/1 labels."""
+
+    probabilities: np.ndarray
+    labels: np.ndarray
 
 
 @dataclass
@@ -25,13 +45,21 @@ class Decision:
     promoted: bool
     reason: str
     metric: str
+    margin: float
     challenger_score: float | None
     champion_version: str | None
     champion_score: float | None
+    difference_ci_low: float | None
+    difference_ci_high: float | None
+    rows_compared: int
     at: str
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -41,41 +69,71 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
-def decide(client: MlflowClient, name: str, version: str, metric: str, margin: float,
-           score_of: Callable[[str], float], higher_is_better: bool = True) -> Decision:
-    """Compare `version` with the current champion; does not change anything."""
-    champion = alias_version(client, name, CHAMPION)
-    challenger_score = score_of(version)
-    common = dict(model=name, version=str(version), metric=metric,
-                  challenger_score=challenger_score, champion_version=champion,
-                  at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+def version_with_hash(client: MlflowClient, name: str, content_hash: str) -> str | None:
+    """The registered version of `name` whose model has this content hash, if any."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    found = [v.version for v in versions if v.tags.get(CONTENT_HASH_TAG) == content_hash]
+    return min(found, key=int) if found else None
+
+
+def paired_difference_ci(labels: np.ndarray, challenger: Scored, champion: Scored,
+                         metric: Callable[[np.ndarray, Scored], float], resamples: int, seed: int
+                         ) -> tuple[float, float]:
+    """95 % percentile interval of metric(challenger) − metric(champion) over resamples of
+    the same test rows (each resample scores both models on identical rows)."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    differences = []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        if len(np.unique(labels[idx])) < 2:
+            continue
+        pick = lambda s: Scored(s.probabilities[idx], s.labels[idx])  # noqa: E731
+        differences.append(metric(labels[idx], pick(challenger)) - metric(labels[idx], pick(champion)))
+    if not differences:
+        return float("nan"), float("nan")
+    return float(np.percentile(differences, 2.5)), float(np.percentile(differences, 97.5))
+
+
+def decide(name: str, version: str, metric: str, margin: float, challenger_score: float,
+           champion: dict[str, Any] | None, ci: tuple[float, float] | None, rows: int) -> Decision:
+    """The promotion rule; changes nothing. `champion` is None when there is none yet, and
+    holds `version`, `score` (None when not comparable) and `why_not_comparable`."""
+    common = dict(model=name, version=str(version), metric=metric, margin=margin,
+                  challenger_score=challenger_score, rows_compared=rows, at=_now(),
+                  champion_version=champion and champion["version"],
+                  champion_score=champion and champion.get("score"),
+                  difference_ci_low=ci[0] if ci else None, difference_ci_high=ci[1] if ci else None)
     if champion is None:
-        return Decision(promoted=True, reason="no champion yet", champion_score=None, **common)
-    if str(champion) == str(version):
-        return Decision(promoted=False, reason="already champion",
-                        champion_score=challenger_score, **common)
-    champion_score = score_of(champion)
-    gain = (challenger_score - champion_score) * (1 if higher_is_better else -1)
-    promoted = gain >= margin
+        return Decision(promoted=True, reason="no champion yet", **common)
+    if champion.get("why_not_comparable"):
+        return Decision(promoted=False, reason=f"not compared with champion v{champion['version']}: "
+                        f"{champion['why_not_comparable']}; only `promote --force --reason` can "
+                        "promote it", **common)
+    low, high = ci
+    promoted = bool(low > margin)  # NaN compares False: no interval, no promotion
     verdict = "beats" if promoted else "does not beat"
-    reason = (f"{metric} {challenger_score:.4f} vs champion v{champion} {champion_score:.4f}: "
-              f"{verdict} it by the margin {margin}")
-    return Decision(promoted=promoted, reason=reason, champion_score=champion_score, **common)
-
-
-def apply(client: MlflowClient, decision: Decision) -> None:
-    """Set aliases and record the decision as tags on the version."""
-    name, version = decision.model, decision.version
-    client.set_registered_model_alias(name, CHALLENGER, version)
-    if decision.promoted:
-        set_champion(client, name, version)
-    record(client, decision)
+    reason = (f"{metric} {challenger_score:.4f} vs champion v{champion['version']} "
+              f"{champion['score']:.4f} on the same {rows} test rows: difference 95 % CI "
+              f"[{low:+.4f}, {high:+.4f}] {verdict} the margin {margin} (it must lie entirely above)")
+    return Decision(promoted=promoted, reason=reason, **common)
 
 
 def record(client: MlflowClient, decision: Decision) -> None:
     """The decision as `promotion.*` tags on its version."""
     for key, value in decision.as_dict().items():
         client.set_model_version_tag(decision.model, decision.version, f"promotion.{key}", str(value))
+
+
+def apply(client: MlflowClient, decision: Decision) -> None:
+    """Set aliases and record the decision as tags on the version."""
+    client.set_registered_model_alias(decision.model, CHALLENGER, decision.version)
+    if decision.promoted:
+        set_champion(client, decision.model, decision.version)
+    record(client, decision)
 
 
 def set_champion(client: MlflowClient, name: str, version: str) -> None:
@@ -98,51 +156,14 @@ def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
     return previous, current
 
 
-def register_and_promote(runs: dict[str, dict], results: dict[str, dict[str, float]],
-                         test: pd.DataFrame, test_hash: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Register every deep model as a version, tag it, and run the promotion decision.
-
-    The best new version (on the promotion metric) becomes `challenger`; the current
-    champion is rescored on this same test split before the comparison.
-    """
-    import mlflow
-
-    from fakenews.tracking.runs import connect
-    from fakenews.training import binary_metrics
-
-    client = MlflowClient(connect())
-    name, metric = params["registered_model"], params["promotion_metric"]
-    versions = {}
-    for family, record in runs.items():
-        training_tags = client.get_run(record["run_id"]).data.tags
-        tags = {"family": family, "training_run_id": record["run_id"],
-                "git.commit": training_tags.get("git.commit", "unknown"), "test_data.md5": test_hash,
-                **{f"test.{k}": f"{v:.6g}" for k, v in results[family].items()}}
-        version = mlflow.register_model(record["model_uri"], name, tags=tags).version
-        versions[str(version)] = family
-
-    def score_of(version: str) -> float:
-        if str(version) in versions:
-            return results[versions[str(version)]][metric]
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-        probs = model.predict(test[["title"]])["fake_probability"].to_numpy()
-        return binary_metrics(test["label"].to_numpy(), probs)[metric]
-
-    best = max(versions, key=score_of)
-    decision = decide(client, name, best, metric, float(params["min_margin"]), score_of)
-    apply(client, decision)
-    return {"registered": {family: version for version, family in versions.items()},
-            "decision": decision.as_dict()}
-
-
 def force(client: MlflowClient, name: str, version: str, reason: str) -> Decision:
     """Make `version` champion regardless of scores; the reason is recorded on the version."""
     if not reason.strip():
         raise ValueError("a forced promotion needs a reason")
     decision = Decision(model=name, version=str(version), promoted=True, reason=f"forced: {reason}",
-                        metric="", challenger_score=None,
+                        metric="", margin=0.0, challenger_score=None,
                         champion_version=alias_version(client, name, CHAMPION), champion_score=None,
-                        at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                        difference_ci_low=None, difference_ci_high=None, rows_compared=0, at=_now())
     set_champion(client, name, version)
     record(client, decision)
     return decision

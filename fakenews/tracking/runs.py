@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 from urllib.parse import urlparse
@@ -38,10 +39,17 @@ from fakenews.tracking.experiment import (
     sweep_name,
     sweep_parent,
 )
-from fakenews.tracking.lineage import flatten, mlflow_key, param_values, run_tags
+from fakenews.tracking.lineage import (
+    flatten,
+    mlflow_key,
+    param_values,
+    path_hash,
+    run_tags,
+)
 from fakenews.tracking.server import server_config, server_healthy, tracking_settings
 
 T = TypeVar("T")
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def tracking_uri() -> str:
@@ -205,8 +213,12 @@ def _metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
 def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
     """Select the experiment, end the runs dead processes left RUNNING in it, and return
     the tags that put the new run under its sweep's parent (none outside a sweep)."""
-    experiment_id = run.call(mlflow.set_experiment, experiment_name()).experiment_id
+    experiment = run.call(mlflow.set_experiment, experiment_name())
+    experiment_id = experiment.experiment_id
     client = MlflowClient(run.uri)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        # the UI then opens the experiment on its training runs, not a GenAI overview
+        run.call(client.set_experiment_tag, experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     stale = run.call(end_stale_runs, client, experiment_id, f"{stage} (pid {os.getpid()})")
     if stale:
         print(f"{stage}: marked FAILED {len(stale)} run(s) left RUNNING by a process that is "
@@ -215,6 +227,20 @@ def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
     if name is None:
         return {}
     return {"sweep": name, "mlflow.parentRunId": run.call(sweep_parent, client, experiment_id, name)}
+
+
+def dataset_input(path: str | Path, split: str):
+    """An MLflow dataset for the runs table's Dataset column: the split's name and, as its
+    digest, the DVC md5 of the file it comes from (the data version)."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    path = project_path(path)
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source twice and warns that a path matches both
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        source = resolve_dataset_source(str(path))
+    return MetaDataset(source, name=f"{path.stem}-{split}", digest=path_hash(path).removesuffix(".dir")[:32])
 
 
 @contextlib.contextmanager
@@ -240,6 +266,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def start_run(
     stage: str, params: Mapping[str, Any], input_paths: Sequence[str | Path] = (),
     run_name: str | None = None, extra_tags: Mapping[str, str] | None = None,
+    datasets: Mapping[str, str | Path] | None = None,
 ) -> Iterator[StageRun]:
     """An MLflow run for one stage, ended FINISHED, FAILED (exception) or KILLED (Ctrl-C).
 
@@ -258,6 +285,8 @@ def start_run(
     try:
         with _sigterm_as_interrupt():
             run.call(mlflow.log_params, param_values(params))
+            for context, path in (datasets or {}).items():
+                run.call(mlflow.log_input, dataset_input(path, context), context=context)
             yield run
             run.call(mlflow.log_metric, "mlflow_logging_seconds", run.logging_seconds)
     except BaseException as err:

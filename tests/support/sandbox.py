@@ -19,8 +19,8 @@ SHARED = PROJECT_ROOT.parent / "shared"
 # `dvc exp run -S` or a temp params file; `python -m bench --profile tiny` uses it too.
 TINY_PROFILE = {
     "ingest": {"max_rows_per_label": 30},
-    "embed": {"max_length": 12, "bert_layers": 2},
-    "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16},
+    "embed": {"bert_layers": 2},
+    "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16, "max_length": 12},
     "train_bert": {"epochs": 1, "seq_length": 16, "batch_size": 16},
     "evaluate": {"bootstrap_resamples": 50},
 }

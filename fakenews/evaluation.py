@@ -1,0 +1,95 @@
+"""The measures evaluate reports, as pure functions of labels and predictions.
+
+Every figure comes with a bootstrap 95 % interval over resamples of the test rows;
+calibration is the Brier score, the expected calibration error and a reliability table.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from fakenews.training import binary_metrics
+
+CALIBRATION_BINS = 10
+
+
+def bootstrap_ci(labels: np.ndarray, probabilities: np.ndarray, threshold: float, resamples: int,
+                 seed: int) -> dict[str, float]:
+    """95 % percentile intervals of accuracy and ROC-AUC over test-set resamples."""
+    rng = np.random.default_rng(seed)
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    accuracies, aucs = [], []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(labels), len(labels))
+        y, p = labels[idx], probabilities[idx]
+        accuracies.append(skm.accuracy_score(y, p >= threshold))
+        if len(np.unique(y)) == 2:
+            aucs.append(skm.roc_auc_score(y, p))
+    low = lambda v: float(np.percentile(v, 2.5)) if v else float("nan")  # noqa: E731
+    high = lambda v: float(np.percentile(v, 97.5)) if v else float("nan")  # noqa: E731
+    return {"accuracy_ci_low": low(accuracies), "accuracy_ci_high": high(accuracies),
+            "roc_auc_ci_low": low(aucs), "roc_auc_ci_high": high(aucs)}
+
+
+def reliability_table(labels: np.ndarray, probabilities: np.ndarray,
+                      bins: int = CALIBRATION_BINS) -> pd.DataFrame:
+    """Per equal-width probability bin: rows, mean predicted probability, observed fake rate."""
+    labels, probabilities = np.asarray(labels, dtype=float), np.asarray(probabilities, dtype=float)
+    index = np.minimum((probabilities * bins).astype(int), bins - 1)
+    rows = []
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            rows.append({"bin": b, "rows": int(members.sum()),
+                         "mean_predicted": float(probabilities[members].mean()),
+                         "observed_fake_rate": float(labels[members].mean())})
+    return pd.DataFrame(rows, columns=["bin", "rows", "mean_predicted", "observed_fake_rate"])
+
+
+def calibration(labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS
+                ) -> dict[str, float]:
+    """Brier score and expected calibration error (the rows-weighted mean |gap| over bins)."""
+    table = reliability_table(labels, probabilities, bins)
+    gaps = (table["mean_predicted"] - table["observed_fake_rate"]).abs()
+    ece = float((gaps * table["rows"]).sum() / max(1, table["rows"].sum()))
+    return {"brier": float(skm.brier_score_loss(labels, probabilities)), "ece": ece}
+
+
+def model_report(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
+                 params: dict[str, Any]) -> dict[str, float]:
+    """Metrics at the model's threshold, their intervals, and calibration."""
+    resamples, seed = int(params["bootstrap_resamples"]), int(params["seed"])
+    return {**binary_metrics(labels, probabilities, threshold), "threshold": float(threshold),
+            **bootstrap_ci(labels, probabilities, threshold, resamples, seed),
+            **calibration(labels, probabilities)}
+
+
+def per_source(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
+               sources: np.ndarray, params: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The same report on the rows of each source (gossipcop, politifact, a CSV's source)."""
+    report = {}
+    for source in sorted(set(sources)):
+        rows = np.asarray(sources) == source
+        report[str(source)] = {"rows": int(rows.sum()),
+                               **model_report(labels[rows], probabilities[rows], threshold, params)}
+    return report
+
+
+def curve_tables(labels: np.ndarray, predictions: dict[str, np.ndarray],
+                 thresholds: dict[str, float]) -> dict[str, pd.DataFrame]:
+    """ROC, precision-recall, confusion and reliability tables per model, for `dvc plots`."""
+    tables = {}
+    for name, probs in predictions.items():
+        fpr, tpr, _ = skm.roc_curve(labels, probs)
+        precision, recall, _ = skm.precision_recall_curve(labels, probs)
+        tables[f"roc_{name}.csv"] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
+        tables[f"pr_{name}.csv"] = pd.DataFrame({"recall": recall, "precision": precision})
+        tables[f"confusion_{name}.csv"] = pd.DataFrame({
+            "actual": np.where(labels == 1, "fake", "real"),
+            "predicted": np.where(np.asarray(probs) >= thresholds[name], "fake", "real"),
+        })
+        tables[f"calibration_{name}.csv"] = reliability_table(labels, probs)
+    return tables

@@ -1,0 +1,132 @@
+"""evaluate's registry step: register new model versions, then decide on the champion.
+
+The rules live in fakenews.tracking.registry; this module gathers what they need: which
+candidates are new (by content hash), how the champion scores on the same test rows, and
+the paired bootstrap interval of the difference.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+from fakenews.errors import PipelineError
+from fakenews.tracking import registry
+from fakenews.tracking.registry import Scored
+
+# Metrics the promotion rule can use: higher is better for each.
+PROMOTION_METRICS = {
+    "accuracy": lambda y, s: skm.accuracy_score(y, s.labels),
+    "precision": lambda y, s: skm.precision_score(y, s.labels, zero_division=0),
+    "recall": lambda y, s: skm.recall_score(y, s.labels, zero_division=0),
+    "f1": lambda y, s: skm.f1_score(y, s.labels, zero_division=0),
+    "roc_auc": lambda y, s: skm.roc_auc_score(y, s.probabilities),
+    "pr_auc": lambda y, s: skm.average_precision_score(y, s.probabilities),
+}
+
+
+def promotion_metric(params: dict[str, Any]):
+    name = params["promotion_metric"]
+    if name not in PROMOTION_METRICS:
+        raise PipelineError(f"params.yaml: evaluate.promotion_metric must be one of "
+                            f"{', '.join(PROMOTION_METRICS)} (higher is better), not {name!r}")
+    return PROMOTION_METRICS[name]
+
+
+def scored_by(model, titles: list[str]) -> Scored:
+    """A pyfunc headline model's probabilities and 0/1 labels (its own threshold)."""
+    out = model.predict(_frame(titles))
+    probabilities = out["fake_probability"].to_numpy(dtype=float)
+    labels = (out["predicted_label"] == "fake").to_numpy(dtype=int)
+    return Scored(probabilities, labels)
+
+
+def _frame(titles: list[str]):
+    import pandas as pd
+
+    return pd.DataFrame({"title": titles})
+
+
+def register_new(client, name: str, candidates: dict[str, dict[str, Any]], tags: dict[str, str]
+                 ) -> tuple[dict[str, str], dict[str, str]]:
+    """Register each candidate whose content hash no version has yet.
+
+    Returns ({family: version} of all candidates, {version: family} of the new ones).
+    """
+    import mlflow
+
+    versions, new = {}, {}
+    for family, candidate in candidates.items():
+        existing = registry.version_with_hash(client, name, candidate["content_hash"])
+        if existing is not None:
+            versions[family] = existing
+            continue
+        version_tags = {"family": family, "training_run_id": candidate["run_id"],
+                        registry.CONTENT_HASH_TAG: candidate["content_hash"], **tags,
+                        **{f"test.{k}": f"{v:.6g}" for k, v in candidate["metrics"].items()}}
+        with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered..."
+            version = str(mlflow.register_model(candidate["model_uri"], name, tags=version_tags).version)
+        versions[family], new[version] = version, family
+    return versions, new
+
+
+def champion_comparison(client, name: str, split_hash: str, titles: list[str]
+                        ) -> tuple[dict[str, Any] | None, Scored | None]:
+    """The champion's version and whether it can be scored on this test split, with its
+    predictions when it can: only when it was tested on the same split before."""
+    import mlflow.pyfunc
+
+    version = registry.alias_version(client, name, registry.CHAMPION)
+    if version is None:
+        return None, None
+    tags = client.get_model_version(name, version).tags
+    recorded = tags.get(registry.SPLIT_HASH_TAG)
+    if recorded != split_hash:
+        why = (f"it was tested on split {recorded[:12]} and this evaluation uses split {split_hash[:12]}, "
+               "so its training rows may be among these test rows" if recorded else
+               f"it records no {registry.SPLIT_HASH_TAG}, so its training rows are unknown")
+        return {"version": version, "why_not_comparable": why}, None
+    return {"version": version}, scored_by(mlflow.pyfunc.load_model(f"models:/{name}/{version}"), titles)
+
+
+def register_and_promote(candidates: dict[str, dict[str, Any]], test_labels: np.ndarray,
+                         test_titles: list[str], split_hash: str, data_hash: str,
+                         params: dict[str, Any]) -> dict[str, Any]:
+    """Register what is new, pick the challenger, decide and apply; the report to write.
+
+    `candidates`: {family: {run_id, model_uri, content_hash, metrics, scored}}.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from fakenews.tracking.runs import connect
+
+    metric_fn = promotion_metric(params)
+    client = MlflowClient(connect())
+    name, metric = params["registered_model"], params["promotion_metric"]
+    versions, new = register_new(client, name, candidates,
+                                 {registry.SPLIT_HASH_TAG: split_hash, registry.DATA_HASH_TAG: data_hash})
+    report: dict[str, Any] = {"registered_model": name, "versions": versions,
+                              "new_versions": sorted(new, key=int)}
+    if not new:
+        report["decision"] = None
+        report["reason"] = ("no new model: every candidate matches a registered version "
+                            f"({', '.join(f'{f} v{v}' for f, v in versions.items())}); no alias moved")
+        return report
+    score = {v: metric_fn(test_labels, candidates[f]["scored"]) for v, f in new.items()}
+    challenger = max(new, key=lambda v: (score[v], -int(v)))
+    champion, champion_scored = champion_comparison(client, name, split_hash, test_titles)
+    ci = None
+    if champion_scored is not None:
+        champion["score"] = float(metric_fn(test_labels, champion_scored))
+        ci = registry.paired_difference_ci(test_labels, candidates[new[challenger]]["scored"],
+                                           champion_scored, metric_fn,
+                                           int(params["bootstrap_resamples"]), int(params["seed"]))
+    decision = registry.decide(name, challenger, metric, float(params["min_margin"]),
+                               float(score[challenger]), champion, ci, len(test_labels))
+    registry.apply(client, decision)
+    report["decision"] = decision.as_dict()
+    report["reason"] = decision.reason
+    return report
