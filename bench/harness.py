@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import psutil
 import yaml
 
@@ -38,6 +37,7 @@ from bench.inference import pyfunc_throughput, serve_latency
 from bench.sampling import StageSampler
 from fakenews.data.io import read_json, write_json
 from fakenews.data.params import PROJECT_ROOT
+from fakenews.data.splits import load_splits
 from tests.support.sandbox import TINY_PROFILE
 
 STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
@@ -161,7 +161,8 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             incremental = timed_repro(repo, env, sample=True)
             incremental["changed"] = args.incremental_param
             incremental["quality"] = quality_table(repo)["models"]
-        titles = pd.read_parquet(repo / "data/split/test.parquet")["title"].tolist()
+        titles = load_splits(repo / "data/split/assignment.parquet",
+                             repo / "data/ingested/headlines.parquet", ["id", "title"])["test"]["title"].tolist()
         inference = {}
         for name in DEEP_MODELS:
             uri = read_json(repo / "models" / name / "mlflow_run.json")["model_uri"]

@@ -127,6 +127,7 @@ def readme_outputs(repo, env, first_run) -> dict[str, str]:
         for command in block:
             if command not in NOT_RUN_HERE:
                 outputs[command] = run(["bash", "-c", command], repo, env).stdout
+    outputs["repo"] = repo
     return outputs
 
 
@@ -135,6 +136,14 @@ def test_readme_commands_run(readme_outputs, tracking_server):
     shown = next(out for cmd, out in readme_outputs.items() if "promote show" in cmd)
     assert f"champion: version {champion.version}" in shown
     assert ran_stages(readme_outputs["make repro"]) == []  # first_run already reproduced everything
+    forced = next(out for cmd, out in readme_outputs.items() if "promote promote --version 1" in cmd)
+    assert forced.strip() == (f"version 1 of {TINY_REPRO_MODEL} is already champion; nothing to do"
+                              if champion.version == "1" else
+                              f"would make version 1 champion (now {champion.version})")
+    traced = readme_outputs["python -m tools.trace models/lstm"]
+    lstm_run = json.loads((readme_outputs["repo"] / "models/lstm/mlflow_run.json").read_text())["run_id"]
+    # the README's experiment retrained the LSTM in the workspace: its params differ from HEAD
+    assert f"run      {lstm_run}  (stage train_lstm, FINISHED)" in traced and "dirty    true" in traced
 
 
 def experiment_command(outputs: dict) -> str:

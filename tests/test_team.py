@@ -312,6 +312,7 @@ def test_two_queued_experiments_run_at_once_and_lose_nothing(team, team_repo, mo
     client = logged_in_client(team, monkeypatch)
     experiment_id = client.get_experiment_by_name("fake-news").experiment_id
     before = len(client.search_runs([experiment_id]))
+    versions = len(client.search_model_versions(f"name='{MODEL}'"))
     names = ("team-a", "team-b")
     for name, resamples in zip(names, (20, 30)):
         run(["dvc", "exp", "run", "--queue", "-n", name, "-S",
@@ -332,3 +333,5 @@ def test_two_queued_experiments_run_at_once_and_lose_nothing(team, team_repo, mo
     for name, runs in by_exp.items():
         assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}, name
     assert len(client.search_runs([experiment_id])) == before + 8
+    # experiments stay experiments: nothing registered (evaluate.register_experiments is false)
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == versions

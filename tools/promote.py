@@ -37,6 +37,16 @@ def build_parser() -> Parser:
     return parser
 
 
+def version_exists(client, name: str, version: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, str(version))
+        return True
+    except MlflowException:
+        return False
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     from fakenews.tracking.runs import refusals_as_errors, tracking_uri
@@ -65,6 +75,9 @@ def _main(argv: list[str] | None) -> None:
             print(f"{alias:>18}: {f'version {version}' if version else '-'}")
         return
     if args.action == "promote":
+        if not version_exists(client, name, args.version):
+            raise PipelineError(f"registered model {name!r} has no version {args.version!r}; "
+                                "`python -m tools.promote show` lists the aliased ones")
         if not (args.force and args.reason.strip()):
             raise PipelineError("promote needs --force and a --reason; automatic promotion "
                                 "by score happens in the evaluate stage")

@@ -1,6 +1,7 @@
 """Trace an MLflow run back to the code, data and params that produced it.
 
     python -m tools.trace <run_id>                       # commit, dirty flag, inputs, params, command
+    python -m tools.trace models/lstm                    # the run that trained this checkout's LSTM
     python -m tools.trace <run_id> --checkout            # restore them in this repository
     python -m tools.trace <run_id> --checkout --dry-run  # print the restore commands only
 
@@ -14,11 +15,13 @@ the commit. Afterwards every recorded input is hashed again and compared with th
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fakenews.cli import Parser
@@ -158,6 +161,17 @@ def fetch_trace(run_id: str) -> RunTrace:
         raise PipelineError(f"no run {run_id!r} on the tracking server {uri}: {err.message}") from None
 
 
+def run_id_of(run: str) -> str:
+    """A run id as given, or the one a training output folder's mlflow_run.json names."""
+    record = Path(run) / "mlflow_run.json"
+    if not record.is_file():
+        return run
+    try:
+        return str(json.loads(record.read_text(encoding="utf-8"))["run_id"])
+    except (ValueError, KeyError) as err:
+        raise PipelineError(f"{record}: no run_id in it ({err}); rerun the training stage") from None
+
+
 def execute(command: list[str]) -> bool:
     """Run one restore command in the project, output shown; dvc via this interpreter."""
     from fakenews.data.params import PROJECT_ROOT
@@ -210,7 +224,8 @@ def build_parser() -> Parser:
         epilog="The tracking server is MLFLOW_TRACKING_URI, else the `tracking:` section of "
                "params.yaml (start it with `make server`).",
     )
-    parser.add_argument("run_id", help="the MLflow run id (Run ID in the UI, or mlflow_run.json)")
+    parser.add_argument("run_id", metavar="RUN", help="the MLflow run id (Run ID in the UI), or a "
+                        "training output folder such as models/lstm (its mlflow_run.json)")
     parser.add_argument("--checkout", action="store_true",
                         help="restore the run's commit and DVC data in this repository; "
                              "refused on a dirty working tree")
@@ -226,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if (args.dry_run or args.allow_dirty_run) and not args.checkout:
         raise PipelineError("--dry-run and --allow-dirty-run only apply with --checkout")
-    trace = fetch_trace(args.run_id)
+    trace = fetch_trace(run_id_of(args.run_id))
     print(describe(trace), flush=True)
     if args.checkout:
         restore(trace, args.dry_run, args.allow_dirty_run)

@@ -19,8 +19,20 @@ from pathlib import Path
 import requests
 
 from fakenews.errors import PipelineError
-from fakenews.processes import PidFile, check_bind_host, spawn_detached, wait_until_ready
-from fakenews.team.layout import ADMIN, READER, Secrets, TeamPaths, env_file_text, write_private
+from fakenews.processes import (
+    PidFile,
+    check_bind_host,
+    spawn_detached,
+    wait_until_ready,
+)
+from fakenews.team.layout import (
+    ADMIN,
+    READER,
+    Secrets,
+    TeamPaths,
+    env_file_text,
+    write_private,
+)
 from fakenews.team.postgres import Postgres
 from fakenews.team.s3 import ARTIFACTS, REGION, S3Server
 from fakenews.tracking.server import SERVER_ENV, server_healthy

@@ -213,12 +213,8 @@ def _metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
 def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
     """Select the experiment, end the runs dead processes left RUNNING in it, and return
     the tags that put the new run under its sweep's parent (none outside a sweep)."""
-    experiment = run.call(mlflow.set_experiment, experiment_name())
-    experiment_id = experiment.experiment_id
+    experiment_id = run.call(mlflow.set_experiment, experiment_name()).experiment_id
     client = MlflowClient(run.uri)
-    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-        # the UI then opens the experiment on its training runs, not a GenAI overview
-        run.call(client.set_experiment_tag, experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     stale = run.call(end_stale_runs, client, experiment_id, f"{stage} (pid {os.getpid()})")
     if stale:
         print(f"{stage}: marked FAILED {len(stale)} run(s) left RUNNING by a process that is "
@@ -227,6 +223,16 @@ def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
     if name is None:
         return {}
     return {"sweep": name, "mlflow.parentRunId": run.call(sweep_parent, client, experiment_id, name)}
+
+
+def _tag_experiment_kind(run: StageRun) -> None:
+    """Tag the experiment as custom model development, so the UI opens it on its training
+    runs rather than a GenAI overview. Done once the run exists: a user who may not write
+    is refused at the run, where the error says so."""
+    experiment = run.call(mlflow.get_experiment, mlflow.active_run().info.experiment_id)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        run.call(MlflowClient(run.uri).set_experiment_tag, experiment.experiment_id,
+                 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
 
 def dataset_input(path: str | Path, split: str):
@@ -284,6 +290,7 @@ def start_run(
     run.run_id = run.call(mlflow.start_run, run_name=run_name or stage, tags=tags).info.run_id
     try:
         with _sigterm_as_interrupt():
+            _tag_experiment_kind(run)
             run.call(mlflow.log_params, param_values(params))
             for context, path in (datasets or {}).items():
                 run.call(mlflow.log_input, dataset_input(path, context), context=context)
