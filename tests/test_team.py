@@ -55,7 +55,11 @@ def team():
     The folder is 0711: the postgres user must walk into it (pytest's tmp is 0700)."""
     root = Path(tempfile.mkdtemp(prefix="team-test-"))
     root.chmod(0o711)
-    started = stack.up(root, port=free_port(), say=lambda _: None)
+    try:
+        started = stack.up(root, port=free_port(), say=lambda _: None)  # stops what it started on failure
+    except BaseException:
+        shutil.rmtree(root)
+        raise
     try:
         yield started
     finally:
