@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -54,7 +55,11 @@ def team():
     The folder is 0711: the postgres user must walk into it (pytest's tmp is 0700)."""
     root = Path(tempfile.mkdtemp(prefix="team-test-"))
     root.chmod(0o711)
-    started = stack.up(root, port=free_port(), say=lambda _: None)
+    try:
+        started = stack.up(root, port=free_port(), say=lambda _: None)  # stops what it started on failure
+    except BaseException:
+        shutil.rmtree(root)
+        raise
     try:
         yield started
     finally:
@@ -115,14 +120,15 @@ def test_logins_permissions_and_secrets(team, monkeypatch):
     # The admin creates the experiment, as the team's first `make repro` does: a user may
     # create experiments of its own, and write to those.
     admin_password = read_env_file(team.paths.client_env(ADMIN))["MLFLOW_TRACKING_PASSWORD"]
-    requests.post(f"{team.uri}/api/2.0/mlflow/experiments/create", json={"name": "permissions"},
-                  auth=(ADMIN, admin_password), timeout=30).raise_for_status()
+    created = requests.post(f"{team.uri}/api/2.0/mlflow/experiments/create", timeout=30,
+                            json={"name": "permissions"}, auth=(ADMIN, admin_password))
+    experiment_id = created.json()["experiment_id"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", team.uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "permissions")
     cases = {
         (None, None): ["HTTP 401", "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD are not set"],
         (ADMIN, "not-the-password"): ["HTTP 401", "user 'admin'", "MLFLOW_TRACKING_PASSWORD is not"],
-        (READER, reader_env["MLFLOW_TRACKING_PASSWORD"]): ["HTTP 403", "user 'reader'", "runs/create"],
+        (READER, reader_env["MLFLOW_TRACKING_PASSWORD"]): ["HTTP 403", "user 'reader'", "/api/2.0/mlflow/"],
     }
     for (user, password), fragments in cases.items():
         for name, value in (("USERNAME", user), ("PASSWORD", password)):
@@ -137,6 +143,9 @@ def test_logins_permissions_and_secrets(team, monkeypatch):
         assert team.uri in message and "\n" not in message
         assert all(fragment in message for fragment in fragments), message
         assert not any(secret in message for secret in [*secrets.all(), "not-the-password"])
+    runs = requests.post(f"{team.uri}/api/2.0/mlflow/runs/search", auth=(ADMIN, admin_password),
+                         json={"experiment_ids": [experiment_id]}, timeout=30).json()
+    assert not runs.get("runs"), "a refused client left a run behind"
 
     # every listener of the service is one of its recorded ports, on loopback
     ours = {proc.pid for proc in processes_under(team.paths.root)}
@@ -259,6 +268,48 @@ def test_dvc_push_to_the_s3_remote_then_pull_into_a_fresh_clone_scores_offline(t
     assert (clone / "scored.csv").read_text().count("\n") == 3
 
 
+def queue_states(repo: Path, env: dict[str, str], names: tuple[str, ...],
+                 timeout: float = 600) -> dict[str, str]:
+    """The final `dvc queue status` of each named experiment, once none is queued or running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], repo, env).stdout
+        rows = [line.split() for line in status.splitlines() if line.strip()]
+        states = {row[1]: row[-1] for row in rows if len(row) >= 4 and row[1] in names}
+        if len(states) == len(names) and set(states.values()) <= {"Success", "Failed"}:
+            return states
+        time.sleep(2)
+    raise AssertionError(f"the queue did not finish within {timeout:.0f}s: {states}")
+
+
+def worker_spans(repo: Path) -> list[tuple[str, str]]:
+    """(received, succeeded) times of each experiment task, from the queue workers' logs."""
+    spans = []
+    for log in sorted((repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.out")):
+        times = {}
+        for line in log.read_text(errors="replace").splitlines():
+            if "tasks.run_exp[" in line and line.startswith("["):
+                times[line.split()[-1] if line.endswith("received") else "succeeded"] = line[1:24]
+        if {"received", "succeeded"} <= set(times):
+            spans.append((times["received"], times["succeeded"]))
+    return spans
+
+
+def stop_queue(repo: Path, env: dict[str, str]) -> list[int]:
+    """`dvc queue stop`, then SIGKILL for a worker that still has not exited after 30 s
+    (DVC's idle monitor can ask a busy worker to stop, and then it never does); returns
+    the PIDs that had to be killed."""
+    subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True)
+    deadline = time.monotonic() + 30
+    while processes_under(repo) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stuck = processes_under(repo)
+    for proc in stuck:
+        proc.kill()
+    psutil.wait_procs(stuck, timeout=10)
+    return [proc.pid for proc in stuck]
+
+
 def test_two_queued_experiments_run_at_once_and_lose_nothing(team, team_repo, monkeypatch):
     repo, _ = team_repo
     env = client_env(team)
@@ -266,22 +317,25 @@ def test_two_queued_experiments_run_at_once_and_lose_nothing(team, team_repo, mo
     experiment_id = client.get_experiment_by_name("fake-news").experiment_id
     before = len(client.search_runs([experiment_id]))
     versions = len(client.search_model_versions(f"name='{MODEL}'"))
-    for name, resamples in (("team-a", 20), ("team-b", 30)):
+    names = ("team-a", "team-b")
+    for name, resamples in zip(names, (20, 30)):
         run(["dvc", "exp", "run", "--queue", "-n", name, "-S",
              f"evaluate.bootstrap_resamples={resamples}"], repo, env)
+    # `dvc queue start` rather than `dvc exp run --run-all -j 2`, which can wait forever on
+    # a worker that never exits (README, Parallel experiments)
+    run(["dvc", "queue", "start", "-j", "2"], repo, env)
     try:
-        run(["dvc", "exp", "run", "--run-all", "-j", "2"], repo, env)
+        states = queue_states(repo, env, names)
     finally:
-        subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True)
+        stop_queue(repo, env)
+    assert not processes_under(repo), "queue workers outlived the test"
+    assert states == {name: "Success" for name in names}
+    (a_start, a_end), (b_start, b_end) = worker_spans(repo)  # one task per worker
+    assert a_start < b_end and b_start < a_end, "the two experiments did not run at the same time"
     by_exp = {name: client.search_runs([experiment_id], f"tags.`dvc.exp.name` = '{name}'")
-              for name in ("team-a", "team-b")}
+              for name in names}
     for name, runs in by_exp.items():
         assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}, name
     assert len(client.search_runs([experiment_id])) == before + 8
     # experiments stay experiments: nothing registered (evaluate.register_experiments is false)
     assert len(client.search_model_versions(f"name='{MODEL}'")) == versions
-    spans = {name: (min(r.info.start_time for r in runs), max(r.info.end_time for r in runs))
-             for name, runs in by_exp.items()}
-    (a_start, a_end), (b_start, b_end) = spans.values()
-    assert a_start < b_end and b_start < a_end, f"the experiments did not overlap: {spans}"
-    assert not processes_under(repo), "queue workers outlived the test"
