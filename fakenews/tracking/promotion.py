@@ -11,6 +11,7 @@ import io
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
 from fakenews.errors import PipelineError
@@ -38,16 +39,10 @@ def promotion_metric(params: dict[str, Any]):
 
 def scored_by(model, titles: list[str]) -> Scored:
     """A pyfunc headline model's probabilities and 0/1 labels (its own threshold)."""
-    out = model.predict(_frame(titles))
+    out = model.predict(pd.DataFrame({"title": titles}))
     probabilities = out["fake_probability"].to_numpy(dtype=float)
     labels = (out["predicted_label"] == "fake").to_numpy(dtype=int)
     return Scored(probabilities, labels)
-
-
-def _frame(titles: list[str]):
-    import pandas as pd
-
-    return pd.DataFrame({"title": titles})
 
 
 def register_new(client, name: str, candidates: dict[str, dict[str, Any]], tags: dict[str, str]
