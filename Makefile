@@ -28,6 +28,12 @@ repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
 	else python -m tools.server start; fi
 	dvc repro
 
+# Two pytest-xdist workers, one test module each at a time: much of a test's time is spent
+# waiting on servers, subprocesses and TensorFlow's single-threaded start, so two keep both
+# cores busy. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
+
 CHROMIUM := /usr/bin/chromium
 
 $(CHROMIUM):  # the browser test drives Debian's chromium (Playwright's own downloads cannot work offline)
@@ -37,13 +43,13 @@ $(CHROMIUM):  # the browser test drives Debian's chromium (Playwright's own down
 	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
 test: $(STAMP) $(CHROMIUM)  ## run the test suite, the browser test included (what CI runs: .ci/run)
-	python -m pytest
+	$(PYTEST)
 
 test-ui: $(STAMP) $(CHROMIUM)  ## the MLflow UI in headless Chromium: runs table, compare LSTM vs BERT
-	python -m pytest -m ui
+	$(PYTEST) -m ui
 
 test-fast: $(STAMP)  ## run the unit tests only: no server, no project copy, no training (~1 min)
-	python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: $(STAMP)  ## benchmark a full, no-op and incremental repro, inference, quality (~40 min)
 	python -m bench $(BENCH_ARGS)

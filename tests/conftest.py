@@ -1,8 +1,12 @@
 """Shared fixtures: the real offline data, one tracking server, project copies sharing a
-DVC cache, and one tiny pipeline run per session that every test reading its outputs reuses."""
+DVC cache, and one tiny pipeline run that every test reading its outputs reuses.
+
+Each of these is built once per test run, whether one pytest process or two xdist workers
+run the tests (`make test`): tests/support/shared.py holds the mechanics."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,6 +18,14 @@ import yaml
 
 from fakenews.data.params import load_params
 from tests.support.sandbox import TINY_PROFILE
+from tests.support.shared import (
+    is_worker,
+    once,
+    record_process,
+    shared_root,
+    stop_recorded,
+    wait_for_file,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -93,8 +105,15 @@ def ran_stages(output: str) -> list[str]:
 # --- the tiny pipeline: one real `dvc exp run` per session, reused ----------------------
 
 # `dvc repro` tests apply the tiny profile with `dvc exp run -S`; in-process tests read a
-# params file with the same values.
-TINY_STAGE_PARAMS = TINY_PROFILE
+# params file with the same values. The offline data at absolute paths: queued experiments
+# run in a temporary workspace where `../shared` does not resolve, and copies that share
+# DVC's run cache must agree on every param to restore each other's stages.
+TINY_STAGE_PARAMS = {
+    **TINY_PROFILE,
+    "ingest": {**TINY_PROFILE["ingest"], "path": str(SHARED_DATA / "fakenewsnet")},
+    "clean": {**TINY_PROFILE.get("clean", {}), "nltk_data": str(SHARED_DATA / "nltk_data")},
+    "embed": {**TINY_PROFILE["embed"], "bert_checkpoint": str(SHARED_DATA / "minilm_l6_h384")},
+}
 TINY_REPRO_EXPERIMENT = "dvc-repro-test"
 TINY_REPRO_MODEL = "dvc-repro"
 DATA_PATHS = ("ingested", "ingest_report", "cleaned", "hub_dir", "embedded_dir", "embed_metrics",
@@ -108,12 +127,29 @@ def tiny_flags() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def tracking_server(tmp_path_factory):
-    """A real `mlflow server` on a free loopback port for the whole session."""
-    from fakenews.tracking.server import running_server
+def shared(tmp_path_factory) -> Path:
+    """The folder all xdist workers of this run share (tests/support/shared.py)."""
+    return shared_root(tmp_path_factory.getbasetemp())
 
-    with running_server(tmp_path_factory.mktemp("mlflow")) as handle:
-        yield handle.uri
+
+def pytest_sessionfinish(session) -> None:
+    """The controller (or the lone pytest process) stops what the workers left running."""
+    if not is_worker():
+        stop_recorded(shared_root(session.config._tmp_path_factory.getbasetemp()))
+
+
+@pytest.fixture(scope="session")
+def tracking_server(shared) -> str:
+    """A real `mlflow server` on a free loopback port, one for the whole run."""
+    from fakenews.processes import free_port
+    from fakenews.tracking.server import start_server
+
+    def start(folder: Path) -> None:
+        handle = start_server(folder, free_port(), say=lambda _: None)
+        record_process(shared, handle.pid, "the session's MLflow server")
+        (folder / "uri").write_text(handle.uri)
+
+    return (once(shared, "mlflow", start) / "uri").read_text()
 
 
 @pytest.fixture()
@@ -125,14 +161,18 @@ def tracking_uri(tracking_server, monkeypatch):
     return tracking_server
 
 
+def _dvc_cache(shared: Path) -> Path:
+    return once(shared, "dvc-cache", lambda folder: (folder / "cache").mkdir()) / "cache"
+
+
 @pytest.fixture(scope="session")
-def project_copy(tmp_path_factory):
+def project_copy(tmp_path_factory, shared):
     """A factory of throwaway git + DVC copies of the project, `../shared` linked beside
     each. They share one DVC cache, so a stage that ran with the same code, data and params
     in one copy is restored from DVC's run cache in the next instead of rerun."""
     from tests.support.sandbox import copy_project
 
-    cache = tmp_path_factory.mktemp("dvc-cache")
+    cache = _dvc_cache(shared)
     return lambda name: copy_project(tmp_path_factory.mktemp(name), dvc_cache=cache)
 
 
@@ -144,63 +184,66 @@ class TinyRepro:
     outputs: Path  # data/, models/, metrics/ and params.yaml as that run left them
 
 
-@dataclass(frozen=True)
-class _Started:
-    repo: Path
-    env: dict[str, str]
-    command: list[str]
-    proc: subprocess.Popen
-    log: Path
+def _tiny_repro_env(tracking_server: str) -> dict[str, str]:
+    return {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
+            "MLFLOW_EXPERIMENT_NAME": TINY_REPRO_EXPERIMENT}
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _tiny_repro_started(request):
-    """Starts the session's tiny repro at the first test, in the background, when any
-    collected test needs it: the unit tests, sorted first, run while it works."""
+def _tiny_repro_started(request, shared) -> Path | None:
+    """Starts the run's tiny repro at the first test, in the background, when any collected
+    test needs it: the unit tests, sorted first, run while it works."""
     if not any("tiny_repro" in item.fixturenames for item in request.session.items):
-        yield None
-        return
-    repo = request.getfixturevalue("project_copy")("dvc")
-    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": request.getfixturevalue("tracking_server"),
-           "MLFLOW_EXPERIMENT_NAME": TINY_REPRO_EXPERIMENT}
-    # The tiny profile committed, as a team commits what it runs: `dvc repro` of a clean
-    # checkout registers and promotes (an experiment would not), and its runs are not dirty.
-    # Its own registered model, so the in-process tests sharing the server start clean.
-    params = load_params(repo / "params.yaml")
-    for section, values in {**TINY_STAGE_PARAMS, "evaluate": {**TINY_STAGE_PARAMS["evaluate"],
-                            "registered_model": TINY_REPRO_MODEL}}.items():
-        params[section].update(values)
-    write_params(repo / "params.yaml", params)
-    commit_all(repo, "tiny profile")
-    command = ["dvc", "repro"]
-    log = repo.parent / "tiny_repro.log"
-    with open(log, "w") as sink:  # a file, not a pipe: nobody reads it until the end
-        proc = subprocess.Popen(command, cwd=repo, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                text=True)
-    yield _Started(repo, env, command, proc, log)
-    if proc.poll() is None:  # the session ended (e.g. -x) before anything waited for it
-        proc.kill()
-        proc.wait()
+        return None
+    from fakenews.processes import spawn_detached
+    from tests.support.sandbox import copy_project
+
+    env = _tiny_repro_env(request.getfixturevalue("tracking_server"))
+
+    def start(folder: Path) -> None:
+        repo = copy_project(folder / "copy", dvc_cache=_dvc_cache(shared))
+        # The tiny profile committed, as a team commits what it runs: `dvc repro` of a clean
+        # checkout registers and promotes (an experiment would not), and its runs are not
+        # dirty. Its own registered model, so the in-process tests sharing the server start clean.
+        params = load_params(repo / "params.yaml")
+        for section, values in {**TINY_STAGE_PARAMS, "evaluate": {
+                **TINY_STAGE_PARAMS["evaluate"], "registered_model": TINY_REPRO_MODEL}}.items():
+            params[section].update(values)
+        write_params(repo / "params.yaml", params)
+        commit_all(repo, "tiny profile")
+        # The exit status appears by rename once the output is complete. Detached, so the
+        # worker that started it may finish first; the controller stops it if still running.
+        log, status = shlex.quote(str(folder / "repro.log")), shlex.quote(str(folder / "rc"))
+        script = f"dvc repro > {log} 2>&1; echo $? > {status}.tmp && mv {status}.tmp {status}"
+        pid = spawn_detached(["bash", "-c", script], folder / "spawn.log", env, cwd=repo)
+        record_process(shared, pid, "the session's tiny dvc repro")
+
+    return once(shared, "tiny-repro", start)
 
 
 @pytest.fixture(scope="session")
-def tiny_repro(_tiny_repro_started, tmp_path_factory) -> TinyRepro:
-    """All seven stages on the tiny profile under a real `dvc repro`, once per session.
+def tiny_repro(_tiny_repro_started, shared, tracking_server) -> TinyRepro:
+    """All seven stages on the tiny profile under a real `dvc repro`, once per run.
 
     Its outputs are copied aside at once, so tests that read them are not affected by the
     tests that go on to change the copy.
     """
-    started = _tiny_repro_started
-    started.proc.wait(timeout=900)
-    output = started.log.read_text(errors="replace")
-    if started.proc.returncode != 0:
-        raise AssertionError(f"{' '.join(started.command)} exited {started.proc.returncode}:\n{output}")
-    result = subprocess.CompletedProcess(started.command, 0, output, "")
-    outputs = tmp_path_factory.mktemp("tiny-outputs")
-    for folder in ("data", "models", "metrics"):
-        shutil.copytree(started.repo / folder, outputs / folder)
-    shutil.copy2(started.repo / "params.yaml", outputs / "params.yaml")
-    return TinyRepro(started.repo, started.env, result, outputs)
+    folder = _tiny_repro_started
+    status = int(wait_for_file(folder / "rc", 900, "the tiny dvc repro"))
+    output = (folder / "repro.log").read_text(errors="replace")
+    command = ["dvc", "repro"]
+    if status != 0:
+        raise AssertionError(f"dvc repro exited {status}:\n{output}")
+    repo = folder / "copy" / "repo"
+
+    def keep(outputs: Path) -> None:
+        for name in ("data", "models", "metrics"):
+            shutil.copytree(repo / name, outputs / name)
+        shutil.copy2(repo / "params.yaml", outputs / "params.yaml")
+
+    outputs = once(shared, "tiny-outputs", keep)
+    return TinyRepro(repo, _tiny_repro_env(tracking_server),
+                     subprocess.CompletedProcess(command, 0, output, ""), outputs)
 
 
 def tiny_params(outputs: Path, workdir: Path, shared_data: Path) -> dict:
@@ -209,9 +252,6 @@ def tiny_params(outputs: Path, workdir: Path, shared_data: Path) -> dict:
     params = load_params(PROJECT_ROOT / "params.yaml")
     params["paths"] = {key: str((outputs if key in DATA_PATHS else workdir) / value)
                        for key, value in params["paths"].items()}
-    params["ingest"]["path"] = str(shared_data / "fakenewsnet")
-    params["clean"]["nltk_data"] = str(shared_data / "nltk_data")
-    params["embed"]["bert_checkpoint"] = str(shared_data / "minilm_l6_h384")
     params["embed"]["wordvec_handle"] = str(outputs / params["embed"]["wordvec_handle"])
     for key in ("preprocess_handle", "encoder_handle"):
         params["train_bert"][key] = str(outputs / params["train_bert"][key])
@@ -221,43 +261,50 @@ def tiny_params(outputs: Path, workdir: Path, shared_data: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def tiny_pipeline(tiny_repro, tmp_path_factory, shared_data) -> Path:
-    """A params file for in-process stage runs: ingest → split as the session's tiny repro
+def tiny_pipeline(tiny_repro, shared, shared_data) -> Path:
+    """A params file for in-process stage runs: ingest → split as the run's tiny repro
     left them (60 real headlines), models and metrics in a folder of its own."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    return write_params(workdir / "params.yaml", tiny_params(tiny_repro.outputs, workdir, shared_data))
+    def write(workdir: Path) -> None:
+        write_params(workdir / "params.yaml", tiny_params(tiny_repro.outputs, workdir, shared_data))
+
+    return once(shared, "tiny", write) / "params.yaml"
 
 
 @pytest.fixture(scope="session")
-def tiny_trained(tiny_pipeline, tracking_server):
-    """Both models trained once more on the tiny profile, in-process, logged to the session's
+def tiny_trained(tiny_pipeline, shared, tracking_server) -> Path:
+    """Both models trained once more on the tiny profile, in-process, logged to the run's
     server. With the same inputs and params as the tiny repro's training (in its own
     processes), the two must agree: test_determinism compares them."""
     from stages import train_bert, train_lstm
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", tracking_server)
-        for stage in (train_lstm, train_bert):
-            stage.main(["--params", str(tiny_pipeline)])
+    def train(_: Path) -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+            for stage in (train_lstm, train_bert):
+                stage.main(["--params", str(tiny_pipeline)])
+
+    once(shared, "tiny-trained", train)
     return tiny_pipeline
 
 
 @pytest.fixture(scope="session")
-def hub_modules(tmp_path_factory, shared_data) -> dict[str, Path]:
-    """The BERT preprocess and encoder modules, built once in this process from the real
-    MiniLM checkpoint. The preprocess module is built from a copy of vocab.txt that is
-    deleted afterwards: the module must not need it."""
+def hub_modules(shared, shared_data) -> dict[str, Path]:
+    """The BERT preprocess and encoder modules, built once per run from the real MiniLM
+    checkpoint. The preprocess module is built from a copy of vocab.txt that is deleted
+    afterwards: the module must not need it."""
     from fakenews.hub.encoder import build_encoder_module
     from fakenews.hub.preprocess import build_preprocess_module
 
-    work = tmp_path_factory.mktemp("hub")
-    checkpoint = shared_data / "minilm_l6_h384"
-    vocab_copy = work / "source" / "vocab.txt"
-    vocab_copy.parent.mkdir()
-    shutil.copy(checkpoint / "vocab.txt", vocab_copy)
-    build_preprocess_module(vocab_copy, work / "bert_preprocess")
-    shutil.rmtree(vocab_copy.parent)
-    build_encoder_module(checkpoint, work / "bert_encoder")
+    def build(work: Path) -> None:
+        checkpoint = shared_data / "minilm_l6_h384"
+        vocab_copy = work / "source" / "vocab.txt"
+        vocab_copy.parent.mkdir()
+        shutil.copy(checkpoint / "vocab.txt", vocab_copy)
+        build_preprocess_module(vocab_copy, work / "bert_preprocess")
+        shutil.rmtree(vocab_copy.parent)
+        build_encoder_module(checkpoint, work / "bert_encoder")
+
+    work = once(shared, "hub", build)
     return {"preprocess": work / "bert_preprocess", "encoder": work / "bert_encoder"}
 
 
@@ -267,10 +314,18 @@ _SLOW_FIXTURES = {"tracking_server", "tracking_uri", "project_copy", "tiny_repro
                   "tiny_trained"}
 
 
+# Minutes each, most of it waiting on servers and subprocesses (their own pipelines included)
+_LONGEST_MODULES = ("test_team.py", "test_faults.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    # Unit tests first: the quick verdict comes early, and they run while the session's
-    # tiny repro works in the background (_tiny_repro_started). The sort is stable.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    # Unit tests first: the quick verdict comes early, and they run while the run's tiny
+    # repro works in the background (_tiny_repro_started). The sort is stable. Under xdist,
+    # which hands out whole modules in this order, the longest modules go first, so one
+    # of them never starts last while the other worker sits idle.
+    first = list(_LONGEST_MODULES if is_worker() else ())
+    rank = lambda name: first.index(name) if name in first else len(first)  # noqa: E731
+    items.sort(key=lambda item: (rank(item.path.name), item.get_closest_marker("slow") is not None))

@@ -79,16 +79,14 @@ def client_env(team: stack.Team, user: str | None = ADMIN, **extra: str) -> dict
 
 
 @pytest.fixture(scope="module")
-def team_repo(team, project_copy, shared_data, tmp_path_factory):
-    """A project copy with the tiny profile and absolute data paths (which the DVC queue
-    needs), reproduced by `make repro` against the team service and committed."""
+def team_repo(team, project_copy, tiny_repro):
+    """A project copy with the tiny profile, reproduced by `make repro` against the team
+    service and committed. It waits for the run's tiny repro: ingest → split, run there
+    with the same code, data and params, are restored from DVC's shared run cache."""
     repo = project_copy("team")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for section, values in TINY_STAGE_PARAMS.items():
         params[section].update(values)
-    params["ingest"]["path"] = str(shared_data / "fakenewsnet")
-    params["clean"]["nltk_data"] = str(shared_data / "nltk_data")
-    params["embed"]["bert_checkpoint"] = str(shared_data / "minilm_l6_h384")
     # Seeds of their own: DVC's run cache, shared with copies that logged to other servers,
     # must not restore a model whose MLflow run lives elsewhere.
     params["train_lstm"]["seed"] = params["train_bert"]["seed"] = 7

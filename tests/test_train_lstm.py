@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import mlflow
@@ -42,7 +44,9 @@ def test_run_holds_params_metrics_and_tags(trained, tracking_server):
     assert tags["dvc.stage"] == "train_lstm"
     assignment = Path(params["paths"]["split"])
     assert tags[f"dvc.dep.{assignment}"] == path_hash(assignment)
-    assert "pytest" in tags["command"]  # the exact command line that ran the stage
+    # the exact command line that ran the stage: here the test process (either xdist worker's,
+    # which are the same), as typed
+    assert tags["command"] == shlex.join(sys.orig_argv)
     datasets = {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs}
     assert datasets == {(f"assignment-{split}", path_hash(assignment)) for split in ("train", "val")}
 
