@@ -12,6 +12,9 @@ public TF Hub BERT handles online. Training batches hold titles of similar lengt
 every batch is cut to its longest title, which halves the cost of short headlines
 without changing any output. The model is logged to MLflow as a pyfunc that
 takes raw headlines; tokenizer and encoder travel inside its SavedModel.
+
+`precision: mixed_bfloat16` trains with bfloat16 matmuls and float32 weights
+(fakenews.precision); `inference_precision` is the logged model's default for scoring.
 """
 from __future__ import annotations
 

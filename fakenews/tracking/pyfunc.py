@@ -178,12 +178,15 @@ class CleanedTokensScorer:
         return self.probabilities(self.token_ids(titles))
 
     def token_ids(self, titles: list[str]) -> np.ndarray:
-        """NLTK cleaning and the vocabulary lookup, in Python: [titles, max_length] ids."""
-        from fakenews.vocabulary import encode
+        """NLTK cleaning, then the vocabulary lookup, both in Python: [titles, max_length] ids."""
         from stages.clean import clean_titles
 
+        return self.encode(clean_titles(titles, self.config["clean"]))
+
+    def encode(self, tokens: list[list[str]]) -> np.ndarray:
+        from fakenews.vocabulary import encode
+
         spec = self.config["encode"]
-        tokens = clean_titles(titles, self.config["clean"])
         return np.array([encode(t, self.index, int(spec["max_length"]), spec["padding"]) for t in tokens],
                         dtype=np.int32)
 
