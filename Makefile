@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_USE_LEGACY_KERAS := 1
 
 
-.PHONY: help venv repro test test-ui test-fast bench server server-stop server-status dag clean-venv \
+.PHONY: help venv repro test test-ui test-fast bench bench-throughput server server-stop server-status dag clean-venv \
 	team-up team-down team-status bench-team
 
 help:  ## list the targets
@@ -51,8 +51,12 @@ test-ui: $(STAMP) $(CHROMIUM)  ## the MLflow UI in headless Chromium: runs table
 test-fast: $(STAMP)  ## run the unit tests only: no server, no project copy, no training (~1 min)
 	$(PYTEST) -m "not slow"
 
-bench: $(STAMP)  ## benchmark a full, no-op and incremental repro, inference, quality (~40 min)
+bench: $(STAMP)  ## benchmark a full, no-op and incremental repro, inference, quality, throughput vs bound (~50 min)
 	python -m bench $(BENCH_ARGS)
+	python -m bench.throughput
+
+bench-throughput: $(STAMP)  ## scoring/training throughput of this repro's models vs the matmul bound (~10 min)
+	python -m bench.throughput $(BENCH_ARGS)
 
 server: $(STAMP)  ## start the local MLflow tracking server (no-op when one answers)
 	python -m tools.server start

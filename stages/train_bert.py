@@ -12,6 +12,9 @@ public TF Hub BERT handles online. Training batches hold titles of similar lengt
 every batch is cut to its longest title, which halves the cost of short headlines
 without changing any output. The model is logged to MLflow as a pyfunc that
 takes raw headlines; tokenizer and encoder travel inside its SavedModel.
+
+`precision: mixed_bfloat16` trains with bfloat16 matmuls and float32 weights
+(fakenews.precision); `inference_precision` is the logged model's default for scoring.
 """
 from __future__ import annotations
 
@@ -89,8 +92,11 @@ def trim_to_longest(encoder_inputs: dict[str, Any]) -> dict[str, Any]:
 def train(train: pd.DataFrame, val: pd.DataFrame, params: dict[str, Any],
           callbacks: list = ()) -> tuple[Any, dict[str, list[float]]]:
     """The core: a fine-tuned model and its per-epoch history."""
+    from fakenews.precision import TRAINING_PRECISIONS, bfloat16_compute, check_precision
     from fakenews.training import early_stopping, set_seeds
 
+    precision = check_precision(params.get("precision", "float32"), "params.yaml: train_bert.precision",
+                                TRAINING_PRECISIONS)
     seed = int(params["seed"])
     set_seeds(seed)
     batch_size, group = int(params["batch_size"]), int(params["length_group_batches"])
@@ -99,10 +105,12 @@ def train(train: pd.DataFrame, val: pd.DataFrame, params: dict[str, Any],
     train_batches = length_grouped_batches(preprocessor, train, batch_size, group, seed, shuffle=True)
     # One group spanning the whole split: validation batches simply run shortest first.
     val_batches = length_grouped_batches(preprocessor, val, batch_size, len(val), seed, shuffle=False)
-    history = model.fit(
-        train_batches, validation_data=val_batches, epochs=int(params["epochs"]),
-        callbacks=[early_stopping(params), *callbacks], verbose=0, shuffle=False,
-    )
+    # mixed_bfloat16: bfloat16 matmuls, float32 weights and updates (fakenews.precision)
+    with bfloat16_compute(precision == "mixed_bfloat16"):
+        history = model.fit(
+            train_batches, validation_data=val_batches, epochs=int(params["epochs"]),
+            callbacks=[early_stopping(params), *callbacks], verbose=0, shuffle=False,
+        )
     return model, history.history
 
 
@@ -184,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
         threshold = choose_threshold(val_frame["label"].to_numpy(), val_probabilities)
         val_metrics = binary_metrics(val_frame["label"], val_probabilities, threshold)
         uri = publish_model(run, model, tf.TensorSpec([None], tf.string, name="title"), {},
-                            {"scorer": "saved_model", "threshold": threshold, "batch_size": 128},
+                            {"scorer": "saved_model", "threshold": threshold,
+                             "batch_size": int(params["scoring_batch_size"]),
+                             "inference_precision": params["inference_precision"]},
                             model_dir)
         write_training_outputs(STAGE, history, {**val_metrics, "threshold": threshold},
                                project_path(paths["metrics_dir"]), run)

@@ -87,6 +87,7 @@ class HeadlineModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         config = json.loads(Path(context.artifacts["config"]).read_text(encoding="utf-8"))
+        config.update(getattr(context, "model_config", None) or {})  # see LOAD_OVERRIDES
         self.config = config
         self.scorer = SCORERS[config["scorer"]](context.artifacts, config)
 
@@ -103,27 +104,58 @@ class HeadlineModel(mlflow.pyfunc.PythonModel):
 class SavedModelScorer:
     """A TF SavedModel whose serving signature maps strings to fake-probabilities.
 
-    Used for BERT, whose tokenizer and encoder live inside the SavedModel.
+    Used for BERT, whose tokenizer and encoder live inside the SavedModel. The serving
+    function cuts each batch to its longest title, so rows are batched by their exact
+    word-piece count (counted with the SavedModel's own tokenizer): no batch carries any
+    padding, and each row's probability is what it would be alone. `batch_size` rows at
+    most per call; `inference_precision: bfloat16` runs the same graph through oneDNN's
+    bfloat16 rewrite (fakenews.precision).
     """
 
     def __init__(self, artifacts: dict[str, str], config: dict[str, Any]) -> None:
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
-        self.serve = tf.saved_model.load(artifacts["saved_model"]).signatures["serving_default"]
+        from fakenews.precision import check_precision
+
+        loaded = tf.saved_model.load(artifacts["saved_model"])
+        self.serve = loaded.signatures["serving_default"]
+        # train_bert's SavedModels carry the hub preprocessor (for its vocabulary table).
+        self.tokenize = getattr(getattr(loaded, "preprocessor", None), "tokenize", None)
         self.batch_size = int(config.get("batch_size", 128))
+        self.bfloat16 = check_precision(config.get("inference_precision", "float32"),
+                                        "inference_precision") == "bfloat16"
 
     def score(self, titles: list[str]) -> np.ndarray:
         import tensorflow as tf
 
-        # Batches of similar length: the model pads each batch only to its longest title.
-        order = np.argsort([len(t) for t in titles], kind="stable")
+        from fakenews.precision import bfloat16_compute
+
+        texts = np.asarray(titles, dtype=object)
         probabilities = np.empty(len(titles))
-        for i in range(0, len(titles), self.batch_size):
-            rows = order[i:i + self.batch_size]
-            result = self.serve(tf.constant([titles[r] for r in rows]))
-            probabilities[rows] = next(iter(result.values())).numpy().reshape(-1)
+        with bfloat16_compute(self.bfloat16):
+            for rows in self.batches(titles):
+                result = self.serve(tf.constant(texts[rows]))
+                probabilities[rows] = next(iter(result.values())).numpy().reshape(-1)
         return probabilities
+
+    def batches(self, titles: list[str]) -> list[np.ndarray]:
+        """Row indices per call: equal word-piece counts together (similar character
+        lengths for a SavedModel without a tokenizer), at most batch_size each."""
+        if self.tokenize is None:
+            lengths, exact = np.array([len(t) for t in titles]), False
+        else:
+            import tensorflow as tf
+
+            pieces = self.tokenize(tf.constant(np.asarray(titles, dtype=object)))
+            if pieces.shape.rank > 2:  # [titles, words, pieces]
+                pieces = pieces.merge_dims(1, -1)
+            lengths, exact = pieces.row_lengths().numpy(), True
+        order = np.argsort(lengths, kind="stable")
+        sorted_lengths = lengths[order]
+        starts = np.flatnonzero(np.diff(sorted_lengths)) + 1 if exact else []
+        return [chunk for group in np.split(order, starts)
+                for chunk in np.split(group, range(self.batch_size, len(group), self.batch_size))]
 
 
 class CleanedTokensScorer:
@@ -143,21 +175,36 @@ class CleanedTokensScorer:
         self.batch_size = int(config.get("batch_size", 256))
 
     def score(self, titles: list[str]) -> np.ndarray:
-        import tensorflow as tf
+        return self.probabilities(self.token_ids(titles))
 
-        from fakenews.vocabulary import encode
+    def token_ids(self, titles: list[str]) -> np.ndarray:
+        """NLTK cleaning, then the vocabulary lookup, both in Python: [titles, max_length] ids."""
         from stages.clean import clean_titles
 
+        return self.encode(clean_titles(titles, self.config["clean"]))
+
+    def encode(self, tokens: list[list[str]]) -> np.ndarray:
+        from fakenews.vocabulary import encode
+
         spec = self.config["encode"]
-        tokens = clean_titles(titles, self.config["clean"])
-        ids = np.array([encode(t, self.index, int(spec["max_length"]), spec["padding"]) for t in tokens],
-                       dtype=np.int32)
+        return np.array([encode(t, self.index, int(spec["max_length"]), spec["padding"]) for t in tokens],
+                        dtype=np.int32)
+
+    def probabilities(self, ids: np.ndarray) -> np.ndarray:
+        """The LSTM graph over token ids, batch_size rows per call."""
+        import tensorflow as tf
+
         out = [next(iter(self.serve(tf.constant(ids[i:i + self.batch_size])).values())).numpy().reshape(-1)
                for i in range(0, len(ids), self.batch_size)]
         return np.concatenate(out)
 
 
 SCORERS = {"saved_model": SavedModelScorer, "cleaned_tokens": CleanedTokensScorer}
+# Config keys a caller may override when loading a model, e.g.
+# mlflow.pyfunc.load_model(uri, model_config={"inference_precision": "bfloat16"}), or for
+# `mlflow models serve` through MLFLOW_PYFUNC_INFERENCE_CONFIG='{"inference_precision": ...}'.
+# MLflow passes on only the keys the model was logged with (and warns about others).
+LOAD_OVERRIDES = ("inference_precision", "batch_size")
 MODEL_CODE = Path(__file__).with_name("headline_model.py")
 
 
@@ -183,6 +230,7 @@ def log_headline_model(run, artifacts: dict[str, str], config: dict[str, Any], w
         code_paths=[str(PROJECT_ROOT / "stages"), str(PROJECT_ROOT / "fakenews")],
         signature=signature,
         input_example=example,
+        model_config={key: config[key] for key in LOAD_OVERRIDES if key in config} or None,
         pip_requirements=_model_requirements(),
     )
 

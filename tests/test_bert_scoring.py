@@ -1,0 +1,80 @@
+"""The BERT pyfunc's fast path (equal-length batches, bfloat16 on request) against a plain
+computation of the same SavedModel, on the tiny profile's model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlflow
+from fakenews.data.params import load_params
+from fakenews.data.splits import load_splits
+from fakenews.errors import PipelineError
+from fakenews.precision import bfloat16_support, check_precision, cpu_flags
+
+# bfloat16 keeps 8 bits of mantissa: a probability may move by about 1e-2 (0.018 at
+# most on the full model's test split); the tiny model's must stay within this.
+BFLOAT16_TOLERANCE = 0.03
+
+
+@pytest.fixture(scope="module")
+def bert_model(tiny_trained):
+    """(model, its folder, validation + odd titles): the session's tiny BERT, loaded from its
+    DVC output folder (an MLflow model), as evaluate loads it."""
+    params = load_params(tiny_trained)
+    folder = Path(params["paths"]["models_dir"]) / "bert"
+    val = load_splits(params["paths"]["split"], params["paths"]["ingested"], ["id", "title"])["val"]
+    titles = val["title"].tolist() + ["", "x " * 400, "日本語のニュース", "Senate passes budget"]
+    return str(folder), folder, titles
+
+
+def reference_probabilities(folder: Path, titles: list[str]) -> np.ndarray:
+    """The SavedModel's serving signature, one title at a time: no batching at all."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    serve = tf.saved_model.load(str(folder / "artifacts" / "saved_model")).signatures["serving_default"]
+    return np.array([serve(tf.constant([t]))["fake_probability"].numpy()[0] for t in titles])
+
+
+def test_batched_float32_scoring_equals_scoring_each_title_alone(bert_model):
+    import tensorflow as tf
+
+    uri, folder, titles = bert_model
+    model = mlflow.pyfunc.load_model(uri, model_config={"batch_size": 3})
+    scored = model.predict(pd.DataFrame({"title": titles}))["fake_probability"].to_numpy()
+    np.testing.assert_allclose(scored, reference_probabilities(folder, titles), rtol=0, atol=1e-5)
+    scorer = model.unwrap_python_model().scorer
+    batches = scorer.batches(titles)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(titles)))
+    pieces = scorer.tokenize(tf.constant(titles)).merge_dims(1, -1).row_lengths().numpy()
+    assert all(len(b) <= 3 and len(set(pieces[b])) == 1 for b in batches)  # no padding anywhere
+
+
+@pytest.mark.skipif(bfloat16_support() is None, reason="this CPU has no AVX512-BF16/AMX-BF16")
+def test_bfloat16_scoring_stays_within_its_tolerance_of_float32(bert_model):
+    uri, _, titles = bert_model
+    frame = pd.DataFrame({"title": titles})
+    float32 = mlflow.pyfunc.load_model(uri).predict(frame)["fake_probability"].to_numpy()
+    bfloat16 = mlflow.pyfunc.load_model(uri, model_config={"inference_precision": "bfloat16"})
+    lower = bfloat16.predict(frame)["fake_probability"].to_numpy()
+    difference = np.abs(lower - float32)
+    assert difference.max() <= BFLOAT16_TOLERANCE
+    assert difference.max() > 1e-6  # the rewrite ran: bfloat16 does not round like float32
+    # and a float32 model loaded beside it in the same process stays float32
+    again = mlflow.pyfunc.load_model(uri).predict(frame)["fake_probability"].to_numpy()
+    np.testing.assert_array_equal(again, float32)
+
+
+def test_bfloat16_is_refused_where_the_cpu_lacks_it(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "sse2", "avx2", "avx512f"}
+    monkeypatch.setattr("fakenews.precision.cpu_flags", lambda: cpu_flags(cpuinfo))
+    with pytest.raises(PipelineError, match="inference_precision: bfloat16 needs a CPU with AVX512-BF16"):
+        check_precision("bfloat16", "inference_precision")
+    assert check_precision("float32", "inference_precision") == "float32"
+    with pytest.raises(PipelineError, match="must be one of float32, mixed_bfloat16"):
+        check_precision("float16", "train_bert.precision", ("float32", "mixed_bfloat16"))
