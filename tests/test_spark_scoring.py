@@ -139,3 +139,16 @@ def test_bad_input_gets_the_in_process_error_and_no_output_on_spark(lstm_dir, tm
             assert says in lines[-1]
             assert not output.exists() and not list(output.parent.glob("*"))
         assert lines[0] == lines[1]
+
+
+def _worker_settings(_):
+    import os
+    import sys
+
+    yield os.environ.get("TF_NUM_INTRAOP_THREADS"), os.environ.get("TF_NUM_INTEROP_THREADS"), sys.executable
+
+
+def test_python_workers_run_this_interpreter_with_limited_tensorflow_threads(spark):
+    threads = str(load_params()["score"]["spark"]["tf_threads_per_worker"])
+    seen = set(spark.sparkContext.parallelize(range(2), 2).mapPartitions(_worker_settings).collect())
+    assert seen == {(threads, threads, sys.executable)}
