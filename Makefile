@@ -80,9 +80,9 @@ bench-team: $(STAMP)  ## load and fault figures: SQLite vs the team service (~7 
 	python -m bench.team $(BENCH_ARGS)
 
 .PHONY: score
-score: $(STAMP)  ## score a CSV with the registry champion: make score IN=in.csv OUT=out.csv [ARGS=...]
-	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score IN=headlines.csv OUT=scored.csv [ARGS='--title-column headline']" >&2; exit 2; }
-	python -m tools.score --input "$(IN)" --output "$(OUT)" $(ARGS)
+score: $(STAMP)  ## score a table with the registry champion: make score IN=in.csv OUT=out.csv [ENGINE=spark] [ARGS=...]
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score IN=headlines.csv OUT=scored.csv [ENGINE=in-process|spark] [ARGS='--title-column headline']" >&2; exit 2; }
+	python -m tools.score --input "$(IN)" --output "$(OUT)" $(if $(ENGINE),--engine $(ENGINE)) $(ARGS)
 
 dag: $(STAMP)  ## print the pipeline DAG
 	dvc dag

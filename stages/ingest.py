@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from fakenews.cli import stage_arg_parser
-from fakenews.data.io import write_json, write_parquet
+from fakenews.data.io import csv_read_errors, write_json, write_parquet
 from fakenews.data.params import project_path, stage_params
 from fakenews.data.schema import require_columns
 from fakenews.errors import PipelineError, cli_errors
@@ -33,18 +33,8 @@ def read_csv_file(path: Path, encoding_fix: str = "set ingest.csv.encoding in pa
     """
     if not path.is_file():
         raise PipelineError(f"{path}: file not found")
-    try:
+    with csv_read_errors(path, read_args.get("encoding", "utf-8"), encoding_fix):
         return pd.read_csv(path, dtype=str, keep_default_na=False, **read_args)
-    except UnicodeDecodeError as err:
-        encoding = read_args.get("encoding", "utf-8")
-        raise PipelineError(
-            f"{path}: cannot be decoded as {encoding} (byte {err.start}: {err.reason}); "
-            f"{encoding_fix} (for example latin-1 or cp1252)"
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise PipelineError(f"{path}: the file is empty") from None
-    except pd.errors.ParserError as err:
-        raise PipelineError(f"{path}: not a readable CSV: {err}") from None
 
 
 def read_fakenewsnet(folder: Path) -> pd.DataFrame:

@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     params, paths = all_params[STAGE], all_params["paths"]
     import tensorflow as tf
 
+    from fakenews.distribution import chief_only, discard_outputs, is_chief, replica_tags, strategy_for
     from fakenews.tracking.runs import start_run
     from fakenews.training import (
         binary_metrics,
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         write_training_outputs,
     )
 
+    strategy, chief = strategy_for(params, STAGE), is_chief()  # before TensorFlow runs anything
     assignment, ingested = project_path(paths["split"]), project_path(paths["ingested"])
     parts = load_splits(assignment, ingested, COLUMNS)
     train_frame, val_frame = parts["train"], parts["val"]  # test stays unseen until evaluate
@@ -185,13 +187,23 @@ def main(argv: list[str] | None = None) -> None:
                   if "://" not in params[k]]
     model_dir = project_path(paths["models_dir"]) / "bert"
 
-    with start_run(STAGE, {STAGE: params}, input_paths=[assignment, ingested, *hub_inputs],
-                   datasets={"train": assignment, "val": assignment}) as run:
-        model, history = train(train_frame, val_frame, params, [epoch_logger(run)])
+    input_spec = tf.TensorSpec([None], tf.string, name="title")
+
+    # Only the chief logs and publishes (fakenews.distribution); every worker trains.
+    with chief_only(chief, start_run(STAGE, {STAGE: params}, input_paths=[assignment, ingested, *hub_inputs],
+                                     datasets={"train": assignment, "val": assignment},
+                                     extra_tags=replica_tags(strategy))) as run:
+        with strategy.scope():
+            model, history = train(train_frame, val_frame, params, [epoch_logger(run)] if chief else [])
         val_probabilities = predict(model, val_frame["title"].tolist())
         threshold = choose_threshold(val_frame["label"].to_numpy(), val_probabilities)
         val_metrics = binary_metrics(val_frame["label"], val_probabilities, threshold)
-        uri = publish_model(run, model, tf.TensorSpec([None], tf.string, name="title"), {},
+        if not chief:
+            discard_outputs(model, input_spec)
+            print(f"train_bert: worker done (val accuracy {val_metrics['accuracy']:.3f}); "
+                  "the chief logs and writes the outputs")
+            return
+        uri = publish_model(run, model, input_spec, {},
                             {"scorer": "saved_model", "threshold": threshold,
                              "batch_size": int(params["scoring_batch_size"]),
                              "inference_precision": params["inference_precision"]},

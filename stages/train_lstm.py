@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     params, paths = all_params[STAGE], all_params["paths"]
     import tensorflow as tf
 
+    from fakenews.distribution import chief_only, discard_outputs, is_chief, replica_tags, strategy_for
     from fakenews.tracking.runs import start_run
     from fakenews.training import (
         binary_metrics,
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         write_training_outputs,
     )
 
+    strategy, chief = strategy_for(params, STAGE), is_chief()  # before TensorFlow runs anything
     assignment, cleaned = project_path(paths["split"]), project_path(paths["cleaned"])
     embedded = project_path(paths["embedded_dir"])
     parts = load_splits(assignment, cleaned, COLUMNS)
@@ -116,18 +118,28 @@ def main(argv: list[str] | None = None) -> None:
     model_dir = project_path(paths["models_dir"]) / "lstm"
     logged = {STAGE: params, "clean": all_params["clean"]}
 
-    with start_run(STAGE, logged, input_paths=[assignment, cleaned, embedded],
-                   datasets={"train": assignment, "val": assignment}) as run, \
+    input_spec = tf.TensorSpec([None, int(params["max_length"])], tf.int32, name="token_ids")
+
+    # Only the chief logs and publishes (fakenews.distribution); every worker trains.
+    with chief_only(chief, start_run(STAGE, logged, input_paths=[assignment, cleaned, embedded],
+                                     datasets={"train": assignment, "val": assignment},
+                                     extra_tags=replica_tags(strategy))) as run, \
             tempfile.TemporaryDirectory() as work:
-        model, history = train(ids["train"], labels["train"], ids["val"], labels["val"], embeddings,
-                               params, [epoch_logger(run)])
+        with strategy.scope():
+            model, history = train(ids["train"], labels["train"], ids["val"], labels["val"], embeddings,
+                                   params, [epoch_logger(run)] if chief else [])
         val_probabilities = predict(model, ids["val"])
         threshold = choose_threshold(labels["val"], val_probabilities)
         val_metrics = binary_metrics(labels["val"], val_probabilities, threshold)
+        if not chief:
+            discard_outputs(model, input_spec)
+            print(f"train_lstm: worker done (val accuracy {val_metrics['accuracy']:.3f}); "
+                  "the chief logs and writes the outputs")
+            return
         vocab_file = Path(work) / "vocab.txt"
         vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
         uri = publish_model(
-            run, model, tf.TensorSpec([None, int(params["max_length"])], tf.int32, name="token_ids"),
+            run, model, input_spec,
             {"vocab": str(vocab_file), "nltk_data": str(project_path(all_params["clean"]["nltk_data"]))},
             {"scorer": "cleaned_tokens", "threshold": threshold, "clean": all_params["clean"],
              "encode": {k: params[k] for k in ("max_length", "padding")}},

@@ -146,6 +146,20 @@ def test_readme_commands_run(readme_outputs, tracking_server):
     assert f"run      {lstm_run}  (stage train_lstm, FINISHED)" in traced and "dirty    true" in traced
 
 
+def test_readme_spark_scoring_wrote_every_headline(readme_outputs):
+    """The README's Spark command scored the ingested table into a folder of Parquet parts."""
+    import pandas as pd
+
+    command = next(cmd for cmd in readme_outputs if isinstance(cmd, str) and "--engine spark" in cmd)
+    repo = readme_outputs["repo"]
+    ingested = pd.read_parquet(repo / "data/ingested/headlines.parquet")
+    scored = pd.read_parquet(repo / "scored.parquet")  # the folder of part files
+    assert f"{len(ingested)} titles scored" in readme_outputs[command]
+    assert list(scored.columns) == [*ingested.columns, "fake_probability", "predicted_label"]
+    assert sorted(scored["id"]) == sorted(ingested["id"])
+    assert scored["fake_probability"].between(0, 1).all()
+
+
 def experiment_command(outputs: dict) -> str:
     return next(cmd for cmd in outputs if cmd.startswith("dvc exp run -S clean."))
 

@@ -148,7 +148,7 @@ def test_unreachable_tracking_server_names_the_model_and_how_to_start_it(tmp_pat
 def test_score_frame_keeps_rows_and_applies_the_model_input_rules(local_model, capsys):
     import mlflow.pyfunc
 
-    from tools.score import score_frame
+    from fakenews.scoring.stream import score_frame
 
     model = mlflow.pyfunc.load_model(str(local_model))
     frame = odd_frame()

@@ -11,6 +11,8 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from fakenews.errors import PipelineError
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
@@ -53,6 +55,23 @@ def write_parquet(frame: pd.DataFrame, target: Path | str) -> None:
 def write_csv(frame: pd.DataFrame, target: Path | str, sep: str = ",") -> None:
     with atomic_path(target) as tmp:
         frame.to_csv(tmp, sep=sep, index=False)  # the temp keeps the name: .gz still compresses
+
+
+@contextlib.contextmanager
+def csv_read_errors(path: Path | str, encoding: str, encoding_fix: str) -> Iterator[None]:
+    """Turn pandas' usual CSV failures inside the block into one-paragraph PipelineErrors
+    naming `path`; `encoding_fix` says how the user picks another encoding (a param, a flag)."""
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        raise PipelineError(
+            f"{path}: cannot be decoded as {encoding} (byte {err.start}: {err.reason}); "
+            f"{encoding_fix} (for example latin-1 or cp1252)"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise PipelineError(f"{path}: the file is empty") from None
+    except pd.errors.ParserError as err:
+        raise PipelineError(f"{path}: not a readable CSV: {err}") from None
 
 
 def read_json(path: Path | str) -> Any:
