@@ -45,13 +45,31 @@ def build_model(embeddings: np.ndarray, max_length: int, params: dict[str, Any])
     # Spatial dropout drops whole word vectors, so the model cannot lean on a few words.
     spatial = float(params.get("spatial_dropout", 0.0))
     x = layers.SpatialDropout1D(spatial)(x) if spatial else layers.Dropout(params["dropout"])(x)
-    x = layers.LSTM(params["lstm_units"], dropout=params["dropout"])(x)
+    x = recurrent_block(layers, params)(x)
     for units in params["dense_units"]:
         x = layers.Dense(units, activation="relu")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="fake_probability")(x)
     model = tf.keras.Model(inputs, outputs, name="lstm_headline_classifier")
     compile_binary(model, params["learning_rate"])
     return model
+
+
+def recurrent_block(layers, params: dict[str, Any]):
+    """LSTM(lstm_units), optionally Bidirectional; `pooling: last` keeps its final state,
+    `max` takes the maximum of every step's output over time (the strongest word wins)."""
+    pooling = params.get("pooling", "last")
+    if pooling not in ("last", "max"):
+        raise PipelineError(f"params.yaml: train_lstm.pooling must be last or max, not {pooling!r}")
+    lstm = layers.LSTM(params["lstm_units"], dropout=params["dropout"],
+                       return_sequences=pooling == "max")
+    if params.get("bidirectional", False):
+        lstm = layers.Bidirectional(lstm)
+
+    def block(x):
+        x = lstm(x)
+        return layers.GlobalMaxPooling1D()(x) if pooling == "max" else x
+
+    return block
 
 
 def encoded(parts: dict[str, pd.DataFrame], words: list[str], vectors: np.ndarray,
