@@ -97,7 +97,11 @@ def hub_vector_lookup(handle: str, batch_size: int = 4096) -> tuple[VectorLookup
 
 def word_vector_sources(params: dict[str, Any]) -> dict[str, WordVectors]:
     """(words, vectors) of each source the wordvec module can be built from."""
-    from fakenews.hub.wordvec import checkpoint_word_vectors, glove_folder, glove_word_vectors
+    from fakenews.hub.wordvec import (
+        checkpoint_word_vectors,
+        glove_folder,
+        glove_word_vectors,
+    )
 
     return {"glove": glove_word_vectors(glove_folder(params["glove_package"])),
             "minilm": checkpoint_word_vectors(project_path(params["bert_checkpoint"]))}

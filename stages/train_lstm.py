@@ -3,7 +3,8 @@
     token ids → Embedding (pretrained, from embed) → Dropout → LSTM(50)
               → Dense(20, relu) → Dense(5, relu) → Dense(1, sigmoid)
 
-Adam and binary cross-entropy; every size and setting is in params.yaml. The vocabulary
+Adam and binary cross-entropy; every size and setting is in params.yaml, among them a
+Bidirectional LSTM and max-pooling its outputs over time instead of its last state. The vocabulary
 (words seen `min_count` times) is fitted on the training split only, each word starting
 from its pretrained vector; the decision threshold is chosen on validation. The run goes
 to the MLflow tracking server with the model as a pyfunc that takes raw headlines
