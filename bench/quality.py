@@ -49,11 +49,11 @@ def lstm_seed_spread(repo: Path, seeds: list[int]) -> dict[str, Any]:
     """The LSTM trained once per seed on the repro's data and params, each scored on the
     test split at the threshold it chose on validation."""
     from fakenews.training import binary_metrics, choose_threshold
-    from stages.train_lstm import encoded, predict, train
+    from stages.train_lstm import COLUMNS, encoded, lstm_tokens, predict, train
 
     params = load_params(repo / "params.yaml")
     paths, lstm = params["paths"], params["train_lstm"]
-    parts = load_splits(repo / paths["split"], repo / paths["cleaned"], ["id", "tokens"])
+    parts = lstm_tokens(load_splits(repo / paths["split"], repo / paths["cleaned"], COLUMNS), params)
     embedded = repo / paths["embedded_dir"]
     words = (embedded / "words.txt").read_text(encoding="utf-8").splitlines()
     _, embeddings, ids = encoded(parts, words, np.load(embedded / "vectors.npy"), lstm)

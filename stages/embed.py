@@ -7,8 +7,9 @@
    train_bert) from the BERT checkpoint.
 2. Loads the word-vector module through tensorflow_hub by its handle (the local one by
    default, or e.g. https://tfhub.dev/google/Wiki-words-250/2 online) and looks up every
-   distinct word of the cleaned corpus: a word → vector table, `words.txt` beside
-   `vectors.npy`, and the coverage report, with every source's coverage beside it.
+   distinct word of the cleaned corpus, and the source's most frequent words (for the
+   words train_lstm keeps that cleaning drops): a word → vector table, `words.txt`
+   beside `vectors.npy`, and the corpus coverage report, every source's beside it.
 
 Nothing is fitted here: a lookup depends on the word alone, not on labels or splits.
 The LSTM's vocabulary is chosen by train_lstm, on the training split only.
@@ -33,14 +34,17 @@ KnownLookup = Callable[[list[str]], np.ndarray]
 WordVectors = tuple[list[str], np.ndarray]
 
 
-def embed(frame: pd.DataFrame, vectors_for: VectorLookup, known_for: KnownLookup | None = None
-          ) -> tuple[list[str], np.ndarray, dict[str, Any]]:
-    """The core: (every distinct corpus word, its vector, coverage report). A word is
-    covered when the module knows it (`known_for`), else when its vector is not zero."""
-    words = sorted({token for tokens in frame["tokens"] for token in tokens})
+def embed(frame: pd.DataFrame, vectors_for: VectorLookup, known_for: KnownLookup | None = None,
+          extra_words: Sequence[str] = ()) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    """The core: (every distinct corpus word and extra word, its vector, coverage report of
+    the corpus). A word is covered when the module knows it (`known_for`), else when its
+    vector is not zero."""
+    corpus = {token for tokens in frame["tokens"] for token in tokens}
+    words = sorted(corpus | set(extra_words))
     vectors = vectors_for(words) if words else np.zeros((0, 1), np.float32)
     known = (known_for(words) if known_for and words else np.abs(vectors).sum(axis=1) > 0)
-    report = {**coverage_report(frame["tokens"], dict(zip(words, known))), "dim": int(vectors.shape[1])}
+    has_vector = {word: bool(k) for word, k in zip(words, known) if word in corpus}
+    report = {**coverage_report(frame["tokens"], has_vector), "dim": int(vectors.shape[1])}
     return words, vectors.astype(np.float32), report
 
 
@@ -134,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     build_hub_modules(params, sources, project_path(paths["hub_dir"]))
     frame = read_table(project_path(paths["cleaned"]), INPUT_COLUMNS)
     print(f"embed: looking up word vectors with {params['wordvec_handle']}", flush=True)
-    words, vectors, report = embed(frame, *hub_vector_lookup(params["wordvec_handle"]))
+    frequent = sources[params["wordvec_source"]][0][:int(params.get("frequent_words", 0))]
+    words, vectors, report = embed(frame, *hub_vector_lookup(params["wordvec_handle"]), frequent)
     report["by_source"] = source_coverage(frame["tokens"].tolist(), sources)
     with atomic_path(project_path(paths["embedded_dir"])) as tmp:
         tmp.mkdir()

@@ -25,7 +25,7 @@ from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError, cli_errors
 
 STAGE = "train_lstm"
-COLUMNS = ["id", "tokens"]
+COLUMNS = ["id", "title", "tokens"]
 
 
 def build_model(embeddings: np.ndarray, max_length: int, params: dict[str, Any]):
@@ -71,6 +71,24 @@ def recurrent_block(layers, params: dict[str, Any]):
         return layers.GlobalMaxPooling1D()(x) if pooling == "max" else x
 
     return block
+
+
+def clean_params(all_params: dict[str, Any]) -> dict[str, Any]:
+    """How the LSTM cleans headlines: the clean section with `clean_overrides` on top."""
+    return {**all_params["clean"], **(all_params[STAGE].get("clean_overrides") or {})}
+
+
+def lstm_tokens(parts: dict[str, pd.DataFrame], all_params: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Each split with the tokens the LSTM reads: the clean stage's, or, with
+    `clean_overrides`, its titles cleaned again with those settings (as the logged model
+    cleans the headlines it serves)."""
+    if not all_params[STAGE].get("clean_overrides"):
+        return parts
+    from stages.clean import clean_titles
+
+    settings = clean_params(all_params)
+    return {name: part.assign(tokens=clean_titles(part["title"].tolist(), settings))
+            for name, part in parts.items()}
 
 
 def encoded(parts: dict[str, pd.DataFrame], words: list[str], vectors: np.ndarray,
@@ -128,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     assignment, cleaned = project_path(paths["split"]), project_path(paths["cleaned"])
     embedded = project_path(paths["embedded_dir"])
     parts = load_splits(assignment, cleaned, COLUMNS)
-    parts = {name: parts[name] for name in ("train", "val")}  # test stays unseen until evaluate
+    parts = lstm_tokens({name: parts[name] for name in ("train", "val")}, all_params)  # test unseen
     words = (embedded / "words.txt").read_text(encoding="utf-8").splitlines()
     vocab, embeddings, ids = encoded(parts, words, np.load(embedded / "vectors.npy"), params)
     labels = {name: part["label"].to_numpy() for name, part in parts.items()}
@@ -148,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         uri = publish_model(
             run, model, tf.TensorSpec([None, int(params["max_length"])], tf.int32, name="token_ids"),
             {"vocab": str(vocab_file), "nltk_data": str(project_path(all_params["clean"]["nltk_data"]))},
-            {"scorer": "cleaned_tokens", "threshold": threshold, "clean": all_params["clean"],
+            {"scorer": "cleaned_tokens", "threshold": threshold, "clean": clean_params(all_params),
              "encode": {k: params[k] for k in ("max_length", "padding")}},
             model_dir,
         )

@@ -98,6 +98,12 @@ def test_embed_core_looks_up_every_corpus_word_and_reports_coverage(small_module
     assert not vectors[words.index("zebra")].any()
     assert report["token_coverage"] == pytest.approx(3 / 4, abs=1e-4)
     assert report["type_coverage"] == pytest.approx(2 / 3, abs=1e-4)
+    # extra words (the source's most frequent) get vectors but do not count as corpus words
+    words, vectors, with_extra = embed_stage.embed(
+        frame, *embed_stage.hub_vector_lookup(str(small_module)), extra_words=["car", "dog"])
+    assert words == ["car", "cat", "dog", "zebra"]
+    np.testing.assert_allclose(vectors[0], [0, 0, 3])
+    assert with_extra == report
 
 
 def test_a_bad_handle_is_explained(tmp_path):
