@@ -3,11 +3,12 @@
 Scores the LSTM and BERT (through their logged pyfunc models, exactly as they would be
 served, each at the decision threshold it chose on validation) beside two references
 fitted here: TF-IDF + logistic regression (word and character n-grams, fitted on train,
-C and threshold chosen on validation; and the weaker one it replaced) and the majority class. Writes DVC metrics (bootstrap
-95 % intervals, calibration, and the same per source) and plots, logs one MLflow
-evaluation run per model linked to its training run, and hands the deep models to the
-registry (fakenews.tracking.promotion). Under `dvc exp run` nothing is registered unless
-`evaluate.register_experiments` is true: an experiment must not move production aliases.
+C and threshold chosen on validation; and the weaker one it replaced) and the majority
+class. Writes DVC metrics (bootstrap 95 % intervals, calibration, and the same per
+source) and plots, logs one MLflow evaluation run per model linked to its training run,
+and hands the deep models to the registry (fakenews.tracking.promotion). Under
+`dvc exp run` nothing is registered unless `evaluate.register_experiments` is true: an
+experiment must not move production aliases.
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def reference_text(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
         return frame["title"].str.lower()
     if spec["text"] == "tokens":
         return frame["tokens"].map(" ".join)
-    raise PipelineError(f"params.yaml: evaluate.references text must be title or tokens, not {spec['text']!r}")
+    raise PipelineError(f"params.yaml: evaluate.references text must be title or tokens, "
+                        f"not {spec['text']!r}")
 
 
 def tfidf_reference(train: pd.DataFrame, val: pd.DataFrame, spec: dict[str, Any]):
