@@ -12,7 +12,8 @@ and nothing touches the project's data or tracking store:
    that fakenews.tracking.runs records);
 5. batch throughput of each logged pyfunc model, and the latency of single requests
    to `mlflow models serve` on the champion;
-6. test-split quality of every model beside the references.
+6. test-split quality of every model beside the references, and the LSTM's spread over
+   seeds (bench.quality).
 
 It prints a table and writes metrics/bench.json. It is not part of the test suite.
 """
@@ -34,6 +35,7 @@ import psutil
 import yaml
 
 from bench.inference import pyfunc_throughput, serve_latency
+from bench.quality import default_seeds, quality_report, quality_table, render_quality
 from bench.sampling import StageSampler
 from fakenews.data.io import read_json, write_json
 from fakenews.data.params import PROJECT_ROOT
@@ -43,14 +45,6 @@ from tests.support.sandbox import TINY_PROFILE
 STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
 TRAINING_STAGES = ["train_lstm", "train_bert"]
 DEEP_MODELS = ["lstm", "bert"]
-# Figures from the reference article, on its own data: not comparable with ours.
-ARTICLE_REFERENCES = {
-    "article LSTM (2,095 headlines)": 0.594,
-    "article BERT (2,095 headlines)": 0.613,
-    "article GloVe LSTM (full articles)": 0.918,
-}
-
-
 def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -100,21 +94,6 @@ def parse_assignment(text: str) -> dict[str, dict[str, Any]]:
     return {section: {name: yaml.safe_load(value)}}
 
 
-# --- quality --------------------------------------------------------------------------
-
-def quality_table(repo: Path) -> dict[str, Any]:
-    evaluation = read_json(repo / "metrics" / "evaluate.json")
-    keys = ["accuracy", "accuracy_ci_low", "accuracy_ci_high", "roc_auc", "roc_auc_ci_low",
-            "roc_auc_ci_high", "f1"]
-    split = read_json(repo / "metrics" / "split.json")["test"]
-    return {
-        "test_split": {"rows": split["rows"], "fake_rate": split["fake_rate"]},
-        "models": {name: {k: round(v, 4) for k, v in scores.items() if k in keys}
-                   for name, scores in evaluation.items()},
-        "other_data": ARTICLE_REFERENCES,
-    }
-
-
 def logging_overhead(uri: str, experiment: str, stages: dict[str, dict[str, float]]
                      ) -> dict[str, dict[str, float]]:
     from mlflow.tracking import MlflowClient
@@ -151,7 +130,8 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         say(f"full dvc repro in {repo} (empty cache), tracking at {server.uri}")
         full = timed_repro(repo, env, sample=True)
         say(f"full repro: {full['seconds']:.0f} s")
-        quality = quality_table(repo)  # now, while every output comes from default params
+        say("quality: every model on the test split, the LSTM retrained per seed")
+        quality = quality_report(repo, default_seeds(repo))  # while every output comes from default params
         noop = [timed_repro(repo, env) for _ in range(args.noop_runs)]
         say(f"no-op repro: median {statistics.median(r['seconds'] for r in noop):.1f} s")
         incremental = None
@@ -223,22 +203,14 @@ def render(report: dict[str, Any]) -> str:
     serve = report["serve"]
     lines.append(f"mlflow models serve, champion: median {serve['median_ms']} ms, p95 {serve['p95_ms']} ms "
                  f"over {serve['requests']} one-headline requests")
-    quality = report["quality"]
-    lines.append(f"\ntest split: {quality['test_split']['rows']} headlines, "
-                 f"fake rate {quality['test_split']['fake_rate']:.3f}")
-    lines.append("model           accuracy (95% CI)        ROC-AUC (95% CI)")
-    for name, q in quality["models"].items():
-        lines.append(f"{name:14s} {q['accuracy']:.3f} ({q['accuracy_ci_low']:.3f}-{q['accuracy_ci_high']:.3f})"
-                     f"    {q['roc_auc']:.3f} ({q['roc_auc_ci_low']:.3f}-{q['roc_auc_ci_high']:.3f})")
+    after = []
     if repro["incremental"]:
         inc = repro["incremental"]
         for name in (n for n in inc["ran"] if n.startswith("train_")):
             q = inc["quality"][name.removeprefix("train_")]
-            lines.append(f"{name.removeprefix('train_'):14s} {q['accuracy']:.3f}"
+            after.append(f"{name.removeprefix('train_'):14s} {q['accuracy']:.3f}"
                          f"{'':19s}{q['roc_auc']:.3f}    after {inc['changed']}")
-    lines.append("other data, for context only:")
-    for name, accuracy in quality["other_data"].items():
-        lines.append(f"  {name:36s} accuracy {accuracy:.3f}")
+    lines.extend(render_quality(report["quality"], after))
     return "\n".join(lines)
 
 

@@ -2,12 +2,13 @@
 
 Scores the LSTM and BERT (through their logged pyfunc models, exactly as they would be
 served, each at the decision threshold it chose on validation) beside two references
-fitted here: TF-IDF + logistic regression on the cleaned tokens (fitted on train, its
-threshold chosen on validation) and the majority class. Writes DVC metrics (bootstrap
-95 % intervals, calibration, and the same per source) and plots, logs one MLflow
-evaluation run per model linked to its training run, and hands the deep models to the
-registry (fakenews.tracking.promotion). Under `dvc exp run` nothing is registered unless
-`evaluate.register_experiments` is true: an experiment must not move production aliases.
+fitted here: TF-IDF + logistic regression (word and character n-grams, fitted on train,
+C and threshold chosen on validation; and the weaker one it replaced) and the majority
+class. Writes DVC metrics (bootstrap 95 % intervals, calibration, and the same per
+source) and plots, logs one MLflow evaluation run per model linked to its training run,
+and hands the deep models to the registry (fakenews.tracking.promotion). Under
+`dvc exp run` nothing is registered unless `evaluate.register_experiments` is true: an
+experiment must not move production aliases.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from fakenews.cli import stage_arg_parser
 from fakenews.data.io import atomic_path, read_json, write_json
 from fakenews.data.params import load_params, project_path
 from fakenews.data.splits import load_splits
-from fakenews.errors import cli_errors
+from fakenews.errors import PipelineError, cli_errors
 from fakenews.evaluation import curve_tables, model_report, per_source
 from fakenews.training import choose_threshold
 
@@ -32,23 +33,51 @@ DEEP_MODELS = ("lstm", "bert")
 
 def reference_predictions(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
                           params: dict[str, Any]) -> dict[str, tuple[np.ndarray, float]]:
-    """TF-IDF + logistic regression (threshold chosen on val) and the majority class,
-    fitted on train only: {name: (test probabilities, threshold)}."""
+    """Every TF-IDF + logistic regression reference of `params["references"]` and the
+    majority class, fitted on train only: {name: (test probabilities, threshold)}."""
+    predictions = {}
+    for name, spec in params["references"].items():
+        model, threshold = tfidf_reference(train, val, spec)
+        predictions[name] = (model.predict_proba(reference_text(test, spec))[:, 1], threshold)
+    majority_rate = float(train["label"].mean() >= 0.5)
+    predictions["majority"] = (np.full(len(test), majority_rate), 0.5)
+    return predictions
+
+
+def reference_text(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
+    """The text a reference reads: the lowercased headline or the cleaned tokens."""
+    if spec["text"] == "title":
+        return frame["title"].str.lower()
+    if spec["text"] == "tokens":
+        return frame["tokens"].map(" ".join)
+    raise PipelineError(f"params.yaml: evaluate.references text must be title or tokens, "
+                        f"not {spec['text']!r}")
+
+
+def tfidf_reference(train: pd.DataFrame, val: pd.DataFrame, spec: dict[str, Any]):
+    """Word n-grams (plus character n-grams within words when `char_ngram_range` is set),
+    sublinear TF-IDF, logistic regression: each C of `logreg_c` is fitted on train and the
+    one with the best validation ROC-AUC kept, with the threshold it chooses on validation."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline, make_union
 
-    joined = lambda frame: frame["tokens"].map(" ".join)  # noqa: E731
-    tfidf = make_pipeline(
-        TfidfVectorizer(ngram_range=tuple(params["tfidf_ngram_range"]), sublinear_tf=True),
-        LogisticRegression(C=float(params["logreg_c"]), max_iter=2000),
-    ).fit(joined(train), train["label"])
-    threshold = choose_threshold(val["label"].to_numpy(), tfidf.predict_proba(joined(val))[:, 1])
-    majority_rate = float(train["label"].mean() >= 0.5)
-    return {
-        "tfidf_logreg": (tfidf.predict_proba(joined(test))[:, 1], threshold),
-        "majority": (np.full(len(test), majority_rate), 0.5),
-    }
+    features = [TfidfVectorizer(ngram_range=tuple(spec["word_ngram_range"]), sublinear_tf=True)]
+    if spec.get("char_ngram_range"):
+        features.append(TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(spec["char_ngram_range"]),
+                                        min_df=int(spec.get("char_min_df", 1)), sublinear_tf=True))
+    x_train, x_val = reference_text(train, spec), reference_text(val, spec)
+    y_val = val["label"].to_numpy()
+    best = None
+    for c in spec["logreg_c"]:
+        model = make_pipeline(make_union(*features), LogisticRegression(C=float(c), max_iter=3000))
+        probabilities = model.fit(x_train, train["label"]).predict_proba(x_val)[:, 1]
+        score = roc_auc_score(y_val, probabilities) if len(np.unique(y_val)) == 2 else 0.0
+        if best is None or score > best[0]:
+            best = (score, model, probabilities)
+    _, model, probabilities = best
+    return model, choose_threshold(y_val, probabilities)
 
 
 def evaluate(test: pd.DataFrame, predictions: dict[str, tuple[np.ndarray, float]],

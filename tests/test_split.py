@@ -74,3 +74,54 @@ def test_the_assignment_is_ids_labels_and_splits_and_joins_back_by_id():
     with pytest.raises(PipelineError, match=r"cleaned.parquet: 2 id\(s\) of the split assignment "
                                             r"are missing \(.+\); rerun the pipeline"):
         join_splits(assignment, shuffled.iloc[2:], "cleaned.parquet")
+
+
+# --- the dataset's own split (split.column) ---------------------------------------------
+
+TRUTH = ["pants-fire", "false", "barely-true", "half-true", "mostly-true", "true"]
+LIAR_NAMES = ["statement_id", "truth", "statement", "subject", "speaker", "part"]
+
+
+def fact_checking_tsv(path, rows: int = 36) -> list[tuple]:
+    """A headerless TSV shaped like LIAR: id, six-valued truthfulness, statement, other
+    columns, and the benchmark's own split in `part`. Returns its rows."""
+    parts = ["train"] * 4 + ["valid", "test"]
+    records = [(f"{i}.json", TRUTH[i % 6], f"Statement number {i} about taxes", "economy",
+                f"speaker-{i % 3}", parts[(i // 6) % 6]) for i in range(rows)]
+    path.write_text("".join("\t".join(r) + "\n" for r in records), encoding="utf-8")
+    return records
+
+
+def test_the_datasets_own_split_is_kept_through_ingest_and_split(tmp_path):
+    from stages import ingest as ingest_stage
+
+    records = fact_checking_tsv(tmp_path / "liar.tsv")
+    ingest_params = {"format": "csv", "path": str(tmp_path / "liar.tsv"), "max_rows_per_label": None,
+                     "csv": {"sep": "\t", "header": False, "names": LIAR_NAMES, "encoding": "utf-8",
+                             "id_column": "statement_id", "title_columns": ["statement"],
+                             "label_column": "truth", "keep_columns": ["part"],
+                             "labels": {"fake": TRUTH[:3], "real": TRUTH[3:]}}}
+    ingested, _ = ingest_stage.ingest(ingest_params)
+    params = dict(PARAMS, column="part", column_values={"train": ["train"], "val": ["valid"],
+                                                        "test": ["test"]})
+    parts = split_stage.split(ingested, params)
+
+    expected = {"train": "train", "val": "valid", "test": "test"}
+    for name, part in parts.items():
+        ours = {(r[0], int(r[1] in TRUTH[:3])) for r in records if r[5] == expected[name]}
+        assert set(zip(part["id"], part["label"])) == ours
+    assert [len(parts[n]) for n in ("train", "val", "test")] == [24, 6, 6]
+    # the seed and sizes play no part: another seed gives the same split
+    assert split_stage.split(ingested, dict(params, seed=7))["test"]["id"].tolist() == parts["test"]["id"].tolist()
+    assert list(split_stage.assignment(parts).columns) == ["id", "label", "split"]
+
+
+def test_an_unmapped_split_value_or_a_missing_column_is_explained():
+    frame_with_part = frame(12).assign(part=["train"] * 8 + ["dev"] * 2 + ["heldout"] * 2)
+    mapping = {"train": ["train"], "val": ["dev"], "test": ["test"]}
+    with pytest.raises(PipelineError, match=r"column 'part' has values outside split.column_values: 'heldout' \(2\)"):
+        split_stage.split(frame_with_part, dict(PARAMS, column="part", column_values=mapping))
+    with pytest.raises(PipelineError, match="no rows for split test"):
+        split_stage.split(frame_with_part.iloc[:10], dict(PARAMS, column="part", column_values=mapping))
+    with pytest.raises(PipelineError, match="no column 'fold'.*ingest.csv.keep_columns"):
+        split_stage.split(frame(), dict(PARAMS, column="fold", column_values=mapping))

@@ -193,7 +193,7 @@ def test_tiny_pipeline_logs_to_postgres_and_s3_and_the_reader_serves_the_champio
     runs = admin.search_runs([experiment.experiment_id])
     champion = admin.get_model_version_by_alias(MODEL, "champion")
     stages = sorted(r.data.tags["dvc.stage"] for r in runs)
-    assert stages == ["evaluate"] * 4 + ["train_bert", "train_lstm"]
+    assert stages == ["evaluate"] * 5 + ["train_bert", "train_lstm"]  # one evaluation run a model
     assert {r.info.status for r in runs} == {"FINISHED"}
     secrets = load_secrets(team.paths)
     tags = " ".join(value for r in runs for value in r.data.tags.values())
@@ -333,7 +333,7 @@ def test_two_queued_experiments_run_at_once_and_lose_nothing(team, team_repo, mo
     by_exp = {name: client.search_runs([experiment_id], f"tags.`dvc.exp.name` = '{name}'")
               for name in names}
     for name, runs in by_exp.items():
-        assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}, name
-    assert len(client.search_runs([experiment_id])) == before + 8
+        assert len(runs) == 5 and {r.info.status for r in runs} == {"FINISHED"}, name
+    assert len(client.search_runs([experiment_id])) == before + 10
     # experiments stay experiments: nothing registered (evaluate.register_experiments is false)
     assert len(client.search_model_versions(f"name='{MODEL}'")) == versions

@@ -1,0 +1,51 @@
+"""train_lstm's network: the reference shape by default, the searched choices as params."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fakenews.data.params import load_params
+from fakenews.errors import PipelineError
+from stages import train_lstm
+from tests.conftest import PROJECT_ROOT
+
+DEFAULTS = load_params(PROJECT_ROOT / "params.yaml")
+
+PARAMS = {"trainable_embeddings": True, "mask_padding": True, "spatial_dropout": 0.1, "lstm_units": 4,
+          "dense_units": [3, 2], "dropout": 0.1, "learning_rate": 0.01, "bidirectional": False,
+          "pooling": "last"}
+
+
+def layer_kinds(model) -> list[str]:
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_the_default_is_the_reference_shape():
+    model = train_lstm.build_model(np.ones((6, 5), np.float32), 7, PARAMS)
+    assert layer_kinds(model) == ["InputLayer", "Embedding", "SpatialDropout1D", "LSTM",
+                                  "Dense", "Dense", "Dense"]
+    assert model.get_layer("lstm").units == 4 and model.output_shape == (None, 1)
+
+
+def test_bidirectional_and_max_pooling_over_time_are_params():
+    model = train_lstm.build_model(np.ones((6, 5), np.float32), 7,
+                                   dict(PARAMS, bidirectional=True, pooling="max"))
+    assert layer_kinds(model)[3:5] == ["Bidirectional", "GlobalMaxPooling1D"]
+    assert model.layers[3].output_shape == (None, 7, 8)  # every step, both directions
+    ids = np.array([[0, 0, 0, 2, 3, 4, 5]] * 4, np.int32)
+    assert model.predict(ids, verbose=0).shape == (4, 1)
+    with pytest.raises(PipelineError, match="pooling must be last or max"):
+        train_lstm.build_model(np.ones((6, 5), np.float32), 7, dict(PARAMS, pooling="mean"))
+
+
+def test_clean_overrides_give_the_lstm_its_own_tokens_and_the_served_model_the_same_rules(shared_data):
+    parts = {"train": pd.DataFrame({"title": ["The senators were voting on taxes"],
+                                    "tokens": [["senator", "voting", "tax"]]})}
+    params = {"clean": {**DEFAULTS["clean"], "nltk_data": str(shared_data / "nltk_data")},
+              "train_lstm": {"clean_overrides": {}}}
+    assert train_lstm.lstm_tokens(parts, params) is parts  # the clean stage's tokens as they are
+    params["train_lstm"]["clean_overrides"] = {"drop_stopwords": False, "lemmatize": False}
+    tokens = train_lstm.lstm_tokens(parts, params)["train"]["tokens"][0]
+    assert tokens == ["the", "senators", "were", "voting", "on", "taxes"]
+    assert train_lstm.clean_params(params) == {**params["clean"], "drop_stopwords": False, "lemmatize": False}
