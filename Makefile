@@ -28,11 +28,11 @@ repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
 	else python -m tools.server start; fi
 	dvc repro
 
-# Two pytest-xdist workers, one test module each at a time: much of a test's time is spent
-# waiting on servers, subprocesses and TensorFlow's single-threaded start, so two keep both
-# cores busy. PYTEST_WORKERS=0 runs everything in one process.
+# Two pytest-xdist workers, one test module each at a time, in the order tests/conftest.py
+# sets: much of a test's time is spent waiting on servers, subprocesses and TensorFlow's
+# single-threaded start, so two keep both cores busier. PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
-PYTEST := python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
+PYTEST := python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 CHROMIUM := /usr/bin/chromium
 

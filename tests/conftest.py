@@ -314,8 +314,22 @@ _SLOW_FIXTURES = {"tracking_server", "tracking_uri", "project_copy", "tiny_repro
                   "tiny_trained"}
 
 
-# Minutes each, most of it waiting on servers and subprocesses (their own pipelines included)
-_LONGEST_MODULES = ("test_team.py", "test_faults.py")
+# The order xdist hands out modules in (make test runs it with --no-loadscope-reorder, which
+# keeps this order instead of the largest-first default). The team module starts first: it
+# brings its own services up while the tiny repro runs. The long modules that wait for the
+# tiny repro come right after the unit tests, so none of them starts last while the other
+# worker sits idle.
+_FIRST_MODULES = ("test_team.py",)
+_AFTER_UNIT_TESTS = ("test_dvc_repro.py", "test_faults.py", "test_distributed_training.py")
+
+
+def _xdist_order(item: pytest.Item) -> tuple[int, int]:
+    name, slow = item.path.name, item.get_closest_marker("slow") is not None
+    if name in _FIRST_MODULES:
+        return 0, _FIRST_MODULES.index(name)
+    if name in _AFTER_UNIT_TESTS:
+        return 2, _AFTER_UNIT_TESTS.index(name)
+    return (3 if slow else 1), 0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -323,9 +337,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
     # Unit tests first: the quick verdict comes early, and they run while the run's tiny
-    # repro works in the background (_tiny_repro_started). The sort is stable. Under xdist,
-    # which hands out whole modules in this order, the longest modules go first, so one
-    # of them never starts last while the other worker sits idle.
-    first = list(_LONGEST_MODULES if is_worker() else ())
-    rank = lambda name: first.index(name) if name in first else len(first)  # noqa: E731
-    items.sort(key=lambda item: (rank(item.path.name), item.get_closest_marker("slow") is not None))
+    # repro works in the background (_tiny_repro_started). The sort is stable; under xdist
+    # it also orders whole modules (_xdist_order), slow tests after unit tests in each.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    if is_worker():
+        items.sort(key=_xdist_order)
