@@ -32,7 +32,7 @@ repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
 # sets: much of a test's time is spent waiting on servers, subprocesses and TensorFlow's
 # single-threaded start, so two keep both cores busier. PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
-PYTEST := python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
+PYTEST := python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=10
 
 CHROMIUM := /usr/bin/chromium
 

@@ -8,20 +8,31 @@ from pathlib import Path
 import psutil
 
 
-class StageSampler(threading.Thread):
-    """Polls a process tree; attributes each `python -m stages.<name>` process (and its
-    children) to that stage: first and last time seen, and the peak of their summed RSS."""
+class Poller(threading.Thread):
+    """A daemon thread calling `sample()` every `interval` seconds until `done` is set."""
 
-    def __init__(self, root_pid: int, interval: float = 0.2) -> None:
+    def __init__(self, interval: float) -> None:
         super().__init__(daemon=True)
-        self.root_pid, self.interval = root_pid, interval
-        self.stages: dict[str, dict[str, float]] = {}
+        self.interval = interval
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
             self.sample()
             time.sleep(self.interval)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+
+class StageSampler(Poller):
+    """Polls a process tree; attributes each `python -m stages.<name>` process (and its
+    children) to that stage: first and last time seen, and the peak of their summed RSS."""
+
+    def __init__(self, root_pid: int, interval: float = 0.2) -> None:
+        super().__init__(interval)
+        self.root_pid = root_pid
+        self.stages: dict[str, dict[str, float]] = {}
 
     def sample(self) -> None:
         try:

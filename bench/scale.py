@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import pandas as pd
 import psutil
 
 from bench.harness import say
+from bench.sampling import Poller
 from fakenews.data.io import read_json, write_json
 from fakenews.data.params import PROJECT_ROOT
 
@@ -57,23 +57,17 @@ def build_input(rows: int, parts: int, folder: Path) -> Path:
     return folder
 
 
-class TreeSampler(threading.Thread):
+class TreeSampler(Poller):
     """Peak RSS of a process tree, split into driver and workers, CPU seconds of the whole
     tree, and when the first scored bytes appear under `output_dir`."""
 
     def __init__(self, root: psutil.Process, output_dir: Path, interval: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.root, self.output_dir, self.interval = root, output_dir, interval
+        super().__init__(interval)
+        self.root, self.output_dir = root, output_dir
         self.started = time.monotonic()
         self.peak = {"driver": 0, "workers": 0}
         self.cpu: dict[int, float] = {}
         self.first_output: float | None = None
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self.sample()
-            time.sleep(self.interval)
 
     def sample(self) -> None:
         try:
