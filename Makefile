@@ -28,10 +28,11 @@ repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
 	else python -m tools.server start; fi
 	dvc repro
 
-# Two pytest-xdist workers, one test module each at a time, in the order tests/conftest.py
-# sets: much of a test's time is spent waiting on servers, subprocesses and TensorFlow's
-# single-threaded start, so two keep both cores busier. PYTEST_WORKERS=0: one process.
-PYTEST_WORKERS ?= 2
+# pytest-xdist workers, one test module each at a time, in the order tests/conftest.py sets.
+# Much of a test's time is spent waiting on servers, subprocesses and TensorFlow's
+# single-threaded start, so three workers keep 2 cores busier than two (7.9 against 8.5
+# min here). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 3
 PYTEST := python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=10
 
 CHROMIUM := /usr/bin/chromium

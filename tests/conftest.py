@@ -115,6 +115,7 @@ TINY_STAGE_PARAMS = {
     "embed": {**TINY_PROFILE["embed"], "bert_checkpoint": str(SHARED_DATA / "minilm_l6_h384")},
 }
 TINY_REPRO_EXPERIMENT = "dvc-repro-test"
+_WORKER_NICENESS = 5
 TINY_REPRO_MODEL = "dvc-repro"
 DATA_PATHS = ("ingested", "ingest_report", "cleaned", "hub_dir", "embedded_dir", "embed_metrics",
               "split", "split_metrics")
@@ -218,7 +219,12 @@ def _tiny_repro_started(request, shared) -> Path | None:
         pid = spawn_detached(["bash", "-c", script], folder / "spawn.log", env, cwd=repo)
         record_process(shared, pid, "the session's tiny dvc repro")
 
-    return once(shared, "tiny-repro", start)
+    folder = once(shared, "tiny-repro", start)
+    # The tiny repro is the run's critical path: half the slow tests wait for it. This
+    # worker and everything it starts from now on yield the CPU to it (and to the tracking
+    # server, started before); the repro keeps the priority it was started with.
+    os.nice(_WORKER_NICENESS)
+    return folder
 
 
 @pytest.fixture(scope="session")
