@@ -51,3 +51,33 @@ def test_clean_overrides_give_the_lstm_its_own_tokens_and_the_served_model_the_s
     tokens = train_lstm.lstm_tokens(parts, params)["train"]["tokens"][0]
     assert tokens == ["the", "senators", "were", "voting", "on", "taxes"]
     assert train_lstm.clean_params(params) == {**params["clean"], "drop_stopwords": False, "lemmatize": False}
+
+
+def test_the_default_shape_trains_and_serves_with_padding_masked(tmp_path):
+    """The pipeline's default LSTM (Bidirectional, padding masked), fitted and exported as
+    train_lstm exports it. The tiny profile trains a lighter shape, so this is where the
+    default one goes through a SavedModel."""
+    import tensorflow as tf
+
+    from fakenews.training import save_serving_model, set_seeds
+
+    params = dict(DEFAULTS["train_lstm"], lstm_units=4, dense_units=[3])
+    assert params["bidirectional"] and params["mask_padding"]
+    set_seeds(0)
+    rng = np.random.default_rng(0)
+    model = train_lstm.build_model(rng.normal(size=(9, 5)).astype("float32"), 6, params)
+    ids = np.array([[0, 0, 1, 2, 3, 4], [0, 0, 0, 0, 5, 6], [0, 7, 8, 1, 2, 3], [1, 2, 3, 4, 5, 6]],
+                   np.int32)
+    model.fit(ids, np.array([0, 1, 0, 1]), epochs=1, verbose=0)
+    before = model.predict(ids, verbose=0)[:, 0]
+
+    vectors = model.get_layer("word_vectors")
+    weights = vectors.get_weights()[0]
+    weights[0] = rng.normal(size=weights.shape[1]) * 10  # what padding id 0 looks up
+    vectors.set_weights([weights])
+    np.testing.assert_allclose(model.predict(ids, verbose=0)[:, 0], before, rtol=0, atol=1e-6)
+
+    save_serving_model(model, tmp_path / "saved", tf.TensorSpec([None, 6], tf.int32, name="token_ids"))
+    serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
+    np.testing.assert_allclose(serve(tf.constant(ids))["fake_probability"].numpy(), before,
+                               rtol=0, atol=1e-6)
