@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from fakenews.data.params import load_params
 from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError
-from fakenews.evaluation import calibration, model_report
+from fakenews.evaluation import bootstrap_ci, calibration, model_report
 from fakenews.tracking import registry
 from fakenews.tracking.promotion import register_and_promote, scored_by
 from fakenews.tracking.registry import Scored
@@ -34,6 +34,27 @@ def test_intervals_bracket_the_point_estimate_overall_and_per_source():
         assert scores["roc_auc_ci_low"] <= scores["roc_auc"] <= scores["roc_auc_ci_high"]
     assert {s: r["rows"] for s, r in results["good"]["by_source"].items()} == {"gossipcop": 300, "politifact": 100}
     assert results["good"]["roc_auc"] > 0.9 > 0.6 > results["coin"]["roc_auc"]
+
+
+@pytest.mark.parametrize("rows", [3, 40, 500])
+def test_intervals_are_those_of_scoring_each_resample_with_sklearn(rows):
+    """The vectorised bootstrap against the plain loop: the same rows drawn, sklearn's
+    accuracy and ROC-AUC per resample (ties in the scores, and tiny draws of one class)."""
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(rows)
+    labels, scores = rng.integers(0, 2, rows), np.round(rng.random(rows), 1)
+    draws = np.random.default_rng(5)
+    accuracies, aucs = [], []
+    for _ in range(300):
+        idx = draws.integers(0, rows, rows)
+        accuracies.append(skm.accuracy_score(labels[idx], scores[idx] >= 0.5))
+        if len(set(labels[idx])) == 2:
+            aucs.append(skm.roc_auc_score(labels[idx], scores[idx]))
+    expected = {"accuracy_ci_low": np.percentile(accuracies, 2.5),
+                "accuracy_ci_high": np.percentile(accuracies, 97.5),
+                "roc_auc_ci_low": np.percentile(aucs, 2.5), "roc_auc_ci_high": np.percentile(aucs, 97.5)}
+    assert bootstrap_ci(labels, scores, 0.5, 300, seed=5) == pytest.approx(expected, abs=1e-12)
 
 
 def test_calibration_tells_a_calibrated_model_from_an_overconfident_one():
