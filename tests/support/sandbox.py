@@ -14,7 +14,7 @@ from pathlib import Path
 from fakenews.data.params import PROJECT_ROOT
 
 SHARED = PROJECT_ROOT.parent / "shared"
-# The tiny profile: a few dozen headlines, one epoch, short sequences, a 2-layer slice of
+# The tiny profile: a few dozen headlines, one epoch, short sequences, a 1-layer slice of
 # MiniLM (no test of it asserts quality). Tests apply it with
 # `dvc exp run -S` or a temp params file; `python -m bench --profile tiny` uses it too.
 # Its LSTM is one-directional and unmasked: tracing a Bidirectional, masked LSTM costs
@@ -22,7 +22,7 @@ SHARED = PROJECT_ROOT.parent / "shared"
 # tests/test_lstm_model.py trains and serves the default shape in-process instead.
 TINY_PROFILE = {
     "ingest": {"max_rows_per_label": 30},
-    "embed": {"bert_layers": 2},
+    "embed": {"bert_layers": 1},
     "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16, "max_length": 12,
                    "bidirectional": False, "mask_padding": False},
     "train_bert": {"epochs": 1, "seq_length": 16, "batch_size": 16},
