@@ -1,23 +1,21 @@
 """Shared fixtures: the real offline data, one tracking server, project copies sharing a
 DVC cache, and one tiny pipeline run that every test reading its outputs reuses.
 
-Each of these is built once per test run, whether one pytest process or two xdist workers
-run the tests (`make test`): tests/support/shared.py holds the mechanics."""
+Each of these is built once per test run, whether one pytest process or the xdist workers
+of `make test` run the tests: tests/support/shared.py holds the mechanics. The helpers the
+tests import live in tests/support (commands, tiny, serving, sandbox)."""
 from __future__ import annotations
 
 import os
 import shlex
 import shutil
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fakenews.data.params import load_params
-from tests.support.sandbox import TINY_PROFILE
+from tests.support.commands import SHARED_DATA, commit_all, subprocess_env, write_params
 from tests.support.shared import (
     is_worker,
     once,
@@ -26,10 +24,15 @@ from tests.support.shared import (
     stop_recorded,
     wait_for_file,
 )
+from tests.support.tiny import (
+    TINY_REPRO_EXPERIMENT,
+    TINY_REPRO_MODEL,
+    TINY_STAGE_PARAMS,
+    TinyRepro,
+    tiny_params,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT_ROOT.parent / "shared"
-SHARED_DATA = SHARED / "data"
+_WORKER_NICENESS = 5
 
 
 @pytest.fixture(scope="session")
@@ -44,88 +47,7 @@ def nltk_dir(shared_data: Path) -> Path:
     return shared_data / "nltk_data"
 
 
-def subprocess_env() -> dict[str, str]:
-    """The test interpreter's venv first on PATH, so `python` in dvc.yaml is ours."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["TF_USE_LEGACY_KERAS"] = "1"
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return env
-
-
-def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True,
-        timeout: float = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env or subprocess_env(), capture_output=True,
-                          text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        )
-    return proc
-
-
-def write_params(path: Path, params: dict) -> Path:
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def commit_all(repo: Path, message: str) -> str:
-    """`git add -A` and commit in a project copy; returns the new HEAD."""
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
-         "commit", "-q", "-m", message], repo)
-    return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
-
-
-def assert_serves_as_trained(params: dict, run, record: dict) -> None:
-    """No train/serve skew: the logged pyfunc, loaded back and given the raw validation
-    titles, reproduces the validation metrics its training stage logged."""
-    import mlflow
-
-    from fakenews.data.splits import load_splits
-    from fakenews.training import binary_metrics
-
-    val = load_splits(params["paths"]["split"], params["paths"]["ingested"], ["id", "title"])["val"]
-    served = mlflow.pyfunc.load_model(record["model_uri"]).predict(val[["title"]])
-    served_metrics = binary_metrics(val["label"], served["fake_probability"], record["threshold"])
-    logged = {key.removeprefix("val."): value for key, value in run.data.metrics.items()
-              if key.startswith("val.")}
-    assert logged.keys() == {*served_metrics, "threshold"}
-    for key, value in served_metrics.items():
-        assert value == pytest.approx(logged[key], abs=1e-6, nan_ok=True), key
-    assert (served["predicted_label"] == "fake").mean() == pytest.approx(
-        (served["fake_probability"] >= logged["threshold"]).mean())
-
-
-def ran_stages(output: str) -> list[str]:
-    """Stage names that `dvc repro`/`dvc exp run` reported running."""
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
-
-
-# --- the tiny pipeline: one real `dvc exp run` per session, reused ----------------------
-
-# `dvc repro` tests apply the tiny profile with `dvc exp run -S`; in-process tests read a
-# params file with the same values. The offline data at absolute paths: queued experiments
-# run in a temporary workspace where `../shared` does not resolve, and copies that share
-# DVC's run cache must agree on every param to restore each other's stages.
-TINY_STAGE_PARAMS = {
-    **TINY_PROFILE,
-    "ingest": {**TINY_PROFILE["ingest"], "path": str(SHARED_DATA / "fakenewsnet")},
-    "clean": {**TINY_PROFILE.get("clean", {}), "nltk_data": str(SHARED_DATA / "nltk_data")},
-    "embed": {**TINY_PROFILE["embed"], "bert_checkpoint": str(SHARED_DATA / "minilm_l6_h384")},
-}
-TINY_REPRO_EXPERIMENT = "dvc-repro-test"
-_WORKER_NICENESS = 5
-TINY_REPRO_MODEL = "dvc-repro"
-DATA_PATHS = ("ingested", "ingest_report", "cleaned", "hub_dir", "embedded_dir", "embed_metrics",
-              "split", "split_metrics")
-
-
-def tiny_flags() -> list[str]:
-    """The tiny profile as `dvc exp run -S key=value` arguments."""
-    return [arg for section, values in TINY_STAGE_PARAMS.items() for key, value in values.items()
-            for arg in ("-S", f"{section}.{key}={value}")]
-
+# --- the tiny pipeline: one real `dvc repro` per session, reused -------------------------
 
 @pytest.fixture(scope="session")
 def shared(tmp_path_factory) -> Path:
@@ -175,14 +97,6 @@ def project_copy(tmp_path_factory, shared):
 
     cache = _dvc_cache(shared)
     return lambda name: copy_project(tmp_path_factory.mktemp(name), dvc_cache=cache)
-
-
-@dataclass(frozen=True)
-class TinyRepro:
-    repo: Path  # the copy, which later tests may change
-    env: dict[str, str]
-    result: subprocess.CompletedProcess  # the `dvc repro` that reproduced all seven stages
-    outputs: Path  # data/, models/, metrics/ and params.yaml as that run left them
 
 
 def _tiny_repro_env(tracking_server: str) -> dict[str, str]:
@@ -250,20 +164,6 @@ def tiny_repro(_tiny_repro_started, shared, tracking_server) -> TinyRepro:
     outputs = once(shared, "tiny-outputs", keep)
     return TinyRepro(repo, _tiny_repro_env(tracking_server),
                      subprocess.CompletedProcess(command, 0, output, ""), outputs)
-
-
-def tiny_params(outputs: Path, workdir: Path, shared_data: Path) -> dict:
-    """params.yaml with the tiny profile, reading the upstream data of the session's tiny
-    repro (`outputs`) and writing models and metrics into `workdir`."""
-    params = load_params(PROJECT_ROOT / "params.yaml")
-    params["paths"] = {key: str((outputs if key in DATA_PATHS else workdir) / value)
-                       for key, value in params["paths"].items()}
-    params["embed"]["wordvec_handle"] = str(outputs / params["embed"]["wordvec_handle"])
-    for key in ("preprocess_handle", "encoder_handle"):
-        params["train_bert"][key] = str(outputs / params["train_bert"][key])
-    for section, values in TINY_STAGE_PARAMS.items():
-        params[section].update(values)
-    return params
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.commands import PROJECT_ROOT
 
 WORKFLOW = PROJECT_ROOT / ".github/workflows/ci.yml"
 CHECKSUMS = PROJECT_ROOT / ".ci/shared-data.sha256"

@@ -7,7 +7,7 @@ import pytest
 from fakenews.data.params import load_params
 from fakenews.errors import PipelineError
 from stages import clean as clean_stage
-from tests.conftest import PROJECT_ROOT
+from tests.support.commands import PROJECT_ROOT
 
 DEFAULTS = load_params(PROJECT_ROOT / "params.yaml")["clean"]
 

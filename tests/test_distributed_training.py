@@ -24,7 +24,8 @@ from mlflow.tracking import MlflowClient
 from fakenews.distribution import is_chief, strategy_for
 from fakenews.errors import PipelineError
 from fakenews.processes import free_port
-from tests.conftest import PROJECT_ROOT, subprocess_env, tiny_params, write_params
+from tests.support.commands import PROJECT_ROOT, subprocess_env, write_params
+from tests.support.tiny import tiny_params
 
 LOG_LOSS_TOLERANCE = 0.01
 ACCURACY_ROWS = 2

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.commands import PROJECT_ROOT
 
 PACKAGES = ("stages", "fakenews")
 # Code a module runs without importing it: the models-from-code file logged with every model.

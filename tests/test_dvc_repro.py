@@ -15,7 +15,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY_REPRO_EXPERIMENT, TINY_REPRO_MODEL, ran_stages, run
+from tests.support.commands import ran_stages, run
+from tests.support.tiny import TINY_REPRO_EXPERIMENT, TINY_REPRO_MODEL
 from tests.test_readme import NOT_RUN_HERE, README, runnable_blocks
 
 pytestmark = pytest.mark.slow

@@ -25,14 +25,8 @@ from fakenews.processes import free_port
 from fakenews.tracking.experiment import process_tags, sweep_parent
 from fakenews.tracking.runs import StageRun, start_run
 from fakenews.tracking.server import running_server
-from tests.conftest import (
-    commit_all,
-    ran_stages,
-    run,
-    subprocess_env,
-    tiny_flags,
-    write_params,
-)
+from tests.support.commands import commit_all, ran_stages, run, subprocess_env, write_params
+from tests.support.tiny import tiny_flags
 
 SLEEPER = (
     "import time\n"

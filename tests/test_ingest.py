@@ -9,7 +9,7 @@ import pytest
 
 from fakenews.data.params import load_params
 from stages import ingest as ingest_stage
-from tests.conftest import PROJECT_ROOT, write_params
+from tests.support.commands import PROJECT_ROOT, write_params
 
 DEFAULTS = load_params(PROJECT_ROOT / "params.yaml")
 

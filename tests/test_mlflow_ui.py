@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import PROJECT_ROOT, TINY_REPRO_EXPERIMENT
+from tests.support.commands import PROJECT_ROOT
+from tests.support.tiny import TINY_REPRO_EXPERIMENT
 
 pytestmark = [pytest.mark.slow, pytest.mark.ui]
 

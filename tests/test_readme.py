@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import PROJECT_ROOT, run
+from tests.support.commands import PROJECT_ROOT, run
 
 README = PROJECT_ROOT / "README.md"
 MARKER = "<!-- tested -->"

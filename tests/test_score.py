@@ -21,7 +21,7 @@ import requests
 from fakenews.data.params import load_params
 from fakenews.errors import PipelineError
 from fakenews.processes import free_port
-from tests.conftest import PROJECT_ROOT, run, subprocess_env, write_params
+from tests.support.commands import PROJECT_ROOT, run, subprocess_env, write_params
 from tests.support.serving import served_model
 
 CHAMPION_NAME = "score-champion"  # its own registered model, apart from test_evaluate's

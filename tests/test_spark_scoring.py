@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from fakenews.data.params import load_params
-from tests.conftest import PROJECT_ROOT, run, subprocess_env
+from tests.support.commands import PROJECT_ROOT, run, subprocess_env
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,8 @@ from fakenews.processes import free_port, port_in_use
 from fakenews.team import stack
 from fakenews.team.layout import ADMIN, READER, load_secrets, read_env_file
 from fakenews.team.s3 import DVC_BUCKET, MLFLOW_BUCKET
-from tests.conftest import TINY_STAGE_PARAMS, ran_stages, run, subprocess_env
+from tests.support.commands import ran_stages, run, subprocess_env
+from tests.support.tiny import TINY_STAGE_PARAMS
 from tests.support.serving import served_model
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 from fakenews.errors import PipelineError
 from fakenews.processes import check_bind_host, is_loopback
 from fakenews.team.layout import SECRET_NAMES, load_secrets, team_paths
-from tests.conftest import PROJECT_ROOT, write_params
+from tests.support.commands import PROJECT_ROOT, write_params
 
 
 def test_only_loopback_without_authentication():

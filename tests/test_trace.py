@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fakenews.tracking.lineage import path_hash
-from tests.conftest import commit_all, run, subprocess_env
+from tests.support.commands import commit_all, run, subprocess_env
 from tools import trace as trace_cli
 
 pytestmark = pytest.mark.slow

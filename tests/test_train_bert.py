@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fakenews.data.params import load_params
-from tests.conftest import assert_serves_as_trained
+from tests.support.serving import assert_serves_as_trained
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from fakenews.data.params import load_params
 from fakenews.processes import free_port
 from fakenews.tracking.lineage import git_output, path_hash
 from stages import train_lstm
-from tests.conftest import assert_serves_as_trained
+from tests.support.serving import assert_serves_as_trained
 
 pytestmark = pytest.mark.slow
 

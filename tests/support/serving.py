@@ -52,3 +52,24 @@ def _wait_until_ready(proc: subprocess.Popen, url: str, timeout: float, log) -> 
                 return
         time.sleep(0.5)
     raise PipelineError(f"mlflow models serve did not answer {url}/ping within {timeout:.0f} s")
+
+
+def assert_serves_as_trained(params: dict, run, record: dict) -> None:
+    """No train/serve skew: the logged pyfunc, loaded back and given the raw validation
+    titles, reproduces the validation metrics its training stage logged."""
+    import mlflow
+    import pytest
+
+    from fakenews.data.splits import load_splits
+    from fakenews.training import binary_metrics
+
+    val = load_splits(params["paths"]["split"], params["paths"]["ingested"], ["id", "title"])["val"]
+    served = mlflow.pyfunc.load_model(record["model_uri"]).predict(val[["title"]])
+    served_metrics = binary_metrics(val["label"], served["fake_probability"], record["threshold"])
+    logged = {key.removeprefix("val."): value for key, value in run.data.metrics.items()
+              if key.startswith("val.")}
+    assert logged.keys() == {*served_metrics, "threshold"}
+    for key, value in served_metrics.items():
+        assert value == pytest.approx(logged[key], abs=1e-6, nan_ok=True), key
+    assert (served["predicted_label"] == "fake").mean() == pytest.approx(
+        (served["fake_probability"] >= logged["threshold"]).mean())

@@ -1,11 +1,11 @@
 """Session resources shared by every pytest-xdist worker of one test run.
 
-`make test` runs two workers. Whatever several tests read but none changes (the tracking
-server, the tiny `dvc repro`, the hub modules, the in-process training) is built once per
-run, by the first worker that asks, under a file lock; the other worker waits for it and
-reuses it. Long-lived processes are started detached and recorded here, and the
+`make test` runs several workers. Whatever several tests read but none changes (the
+tracking server, the tiny `dvc repro`, the hub modules, the in-process training) is built
+once per run, by the first worker that asks, under a file lock; the other workers wait for
+it and reuse it. Long-lived processes are started detached and recorded here, and the
 controller stops them when the whole run ends (`stop_recorded`), since the worker that
-started one may finish before the other is done with it.
+started one may finish before the others are done with it.
 
 Without xdist the same code runs in the one pytest process, which is then its own
 controller.
