@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 
 
 .PHONY: help venv repro test test-ui test-fast bench bench-throughput server server-stop server-status dag clean-venv \
-	team-up team-down team-status bench-team
+	team-up team-down team-status bench-team bench-suite
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ team-status: $(STAMP)  ## what the team service runs, on which ports, and its lo
 
 bench-team: $(STAMP)  ## load and fault figures: SQLite vs the team service (~7 min)
 	python -m bench.team $(BENCH_ARGS)
+
+bench-suite: $(STAMP) $(CHROMIUM)  ## where make test's time goes: CPU-minutes by kind of process (~8 min)
+	python -m bench.suite $(BENCH_ARGS)
 
 .PHONY: score
 score: $(STAMP)  ## score a table with the registry champion: make score IN=in.csv OUT=out.csv [ENGINE=spark] [ARGS=...]
