@@ -35,6 +35,7 @@ import psutil
 import yaml
 
 from bench.inference import pyfunc_throughput, serve_latency
+from bench.output import say
 from bench.quality import default_seeds, quality_report, quality_table, render_quality
 from bench.sampling import StageSampler
 from fakenews.data.io import read_json, write_json
@@ -45,10 +46,6 @@ from tests.support.sandbox import TINY_PROFILE
 STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
 TRAINING_STAGES = ["train_lstm", "train_bert"]
 DEEP_MODELS = ["lstm", "bert"]
-def say(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # --- dvc repro ------------------------------------------------------------------------
 
 def timed_repro(repo: Path, env: dict[str, str], sample: bool = False) -> dict[str, Any]:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fakenews.data.io import read_json, write_json
+from bench.output import write_bench_key
+from fakenews.data.io import read_json
 from fakenews.data.params import PROJECT_ROOT, load_params
 from fakenews.data.splits import load_splits
 
@@ -135,12 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     repo = Path(args.repo)
     seeds = default_seeds(repo) if args.seeds is None else args.seeds
     quality = quality_report(repo, seeds)
-    out = Path(args.out)
-    report = read_json(out) if out.is_file() else {}
-    report["quality"] = quality  # only our key: the other bench sections stay as they were
-    write_json(report, out)
+    write_bench_key(args.out, "quality", quality)
     print("\n".join(render_quality(quality)))
-    print(f"[bench.quality] figures written to {out} (key `quality`)", file=sys.stderr)
 
 
 if __name__ == "__main__":

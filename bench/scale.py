@@ -30,9 +30,8 @@ from typing import Any
 import pandas as pd
 import psutil
 
-from bench.harness import say
+from bench.output import say, write_bench_key
 from bench.sampling import Poller
-from fakenews.data.io import read_json, write_json
 from fakenews.data.params import PROJECT_ROOT
 
 KEY = "scale"  # this benchmark's top-level key in metrics/bench.json
@@ -188,12 +187,8 @@ def main(argv: list[str] | None = None) -> None:
                                for engine in args.engines}}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = Path(args.out)
-    report = read_json(out) if out.exists() else {}
-    report[KEY] = figures  # read-modify-write of this benchmark's own key only
-    write_json(report, out)
+    write_bench_key(args.out, KEY, figures)
     print(render(figures))
-    say(f"figures written to {out} under '{KEY}'")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,8 @@ from typing import Any
 
 import psutil
 
-from bench.harness import say
+from bench.output import write_bench_key
 from bench.sampling import Poller
-from fakenews.data.io import read_json, write_json
 from fakenews.data.params import PROJECT_ROOT
 
 KEY = "suite"  # this benchmark's top-level key in metrics/bench.json
@@ -136,12 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"))
     args = parser.parse_args(argv)
     figures = measure(shlex.split(args.command))
-    out = Path(args.out)
-    report = read_json(out) if out.exists() else {}
-    report[KEY] = figures  # read-modify-write of this benchmark's own key only
-    write_json(report, out)
+    write_bench_key(args.out, KEY, figures)
     print(render(figures))
-    say(f"figures written to {out} under '{KEY}'")
     if figures["exit_status"] != 0:
         raise SystemExit(figures["exit_status"])
 

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.harness import say
+from bench.output import say
 from fakenews.data.io import write_json
 from fakenews.data.params import PROJECT_ROOT
 from fakenews.processes import free_port

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from bench.harness import say
+from bench.output import say
 from fakenews.team.stack import Team
 from tests.support.sandbox import TINY_PROFILE, copy_project
 

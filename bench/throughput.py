@@ -34,7 +34,7 @@ from bench.hardware import (
     machine,
     timed,
 )
-from fakenews.data.io import read_json, write_json
+from bench.output import write_bench_key
 from fakenews.data.params import PROJECT_ROOT, load_params, project_path
 from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError, cli_errors
@@ -263,9 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"))
     args = parser.parse_args(argv)
     report = run(args)
-    out = Path(args.out)
-    existing = read_json(out) if out.is_file() else {}
-    write_json({**existing, KEY: report}, out)  # only our key: other bench sections survive
+    write_bench_key(args.out, KEY, report)
     print(render(report))
 
 
