@@ -1,4 +1,5 @@
-"""`mlflow models serve` as a context manager, for the serving test and the benchmark.
+"""Serving a logged model: `mlflow models serve` as a context manager (for the serving test
+and the benchmark), and the check that a logged model serves what its training measured.
 
     with served_model("models:/fake-news-classifier@champion", env) as url:
         requests.post(f"{url}/invocations", json={"dataframe_records": [{"title": "..."}]})
