@@ -1,4 +1,4 @@
-"""Column checks shared by every stage that reads a table."""
+"""Column checks shared by every stage that reads a table, and the model's input rule."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,9 @@ from typing import Iterable
 import pandas as pd
 
 from fakenews.errors import PipelineError
+
+# Every model's columns: `title` in; `fake_probability` and `predicted_label` out.
+TITLE, OUTPUT, LABEL = "title", "fake_probability", "predicted_label"
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], source: Path | str) -> None:
@@ -27,3 +30,20 @@ def read_table(path: Path | str, columns: Iterable[str]) -> pd.DataFrame:
     frame = pd.read_parquet(path)
     require_columns(frame, columns, path)
     return frame
+
+
+def non_string_rows(values: list, first_row: int = 0, shown: int = 10) -> str | None:
+    """The rows holding something other than a title string, as 'row 1 (missing), row 4
+    (int) and 3 more' (rows numbered from `first_row`); None when every value is a string.
+    The one input rule of every model, checked by the model itself and, before any model
+    loads, by batch scoring."""
+    bad = [(first_row + i, value) for i, value in enumerate(values) if not isinstance(value, str)]
+    if not bad:
+        return None
+    more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
+    return ", ".join(f"row {row} ({_kind(value)})" for row, value in bad[:shown]) + more
+
+
+def _kind(value) -> str:
+    """What a non-string cell holds: `missing` for a null read as NaN (pandas' str columns)."""
+    return "missing" if isinstance(value, float) and value != value else type(value).__name__

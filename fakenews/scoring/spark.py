@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from fakenews.data.io import atomic_path
+from fakenews.data.schema import LABEL, OUTPUT
 from fakenews.logs import LOG_LEVEL_ENV, verbose
-from fakenews.scoring.stream import LABEL, OUTPUT, Counts
+from fakenews.scoring.stream import Counts
 from fakenews.scoring.tables import InputTable, format_of, separator_for
 
 PREDICTION = "__fakenews_prediction"  # a temporary column; dropped before writing

@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from fakenews.data.schema import LABEL, OUTPUT, TITLE
 from fakenews.scoring.tables import Chunk, InputTable, bad_titles, table_writer
-
-OUTPUT, LABEL = "fake_probability", "predicted_label"  # fakenews.tracking.pyfunc's, without importing mlflow
 
 
 @dataclass
@@ -33,17 +32,6 @@ class Counts:
         self.empty += int(scored[title_column].astype(str).str.strip().eq("").sum())
 
 
-def checked_titles(frame: pd.DataFrame, column: str, source: Path | str, chunk: Chunk | None = None
-                   ) -> list[Any]:
-    """The title column as a list, checked: every value a string (the model's own rule).
-
-    Checked on the whole chunk at once so an error names positions in the file, not in one
-    model batch, and comes before the slow scoring.
-    """
-    bad_titles(frame, column, chunk, source)
-    return frame[column].tolist()
-
-
 def predict_in_batches(model, titles: list[Any], batch_size: int, progress: bool | None = None
                        ) -> pd.DataFrame:
     """The model's output (fake_probability, predicted_label), `batch_size` titles per model
@@ -54,7 +42,7 @@ def predict_in_batches(model, titles: list[Any], batch_size: int, progress: bool
         for start in range(0, len(titles), batch_size):
             batch = titles[start:start + batch_size]
             # the raw titles: the model itself strips and cuts them to its own max length
-            parts.append(model.predict(pd.DataFrame({"title": batch}))[[OUTPUT, LABEL]])
+            parts.append(model.predict(pd.DataFrame({TITLE: batch}))[[OUTPUT, LABEL]])
             bar.update(len(batch))
     if not parts:
         return pd.DataFrame({OUTPUT: np.zeros(0), LABEL: np.array([], dtype=object)})
@@ -71,8 +59,8 @@ def score_frame(frame: pd.DataFrame, model, title_column: str = "title", batch_s
     DataFrame with `fake_probability` and `predicted_label` out), e.g.
     `mlflow.pyfunc.load_model(uri)`.
     """
-    titles = checked_titles(frame, title_column, source, chunk)
-    scores = predict_in_batches(model, titles, batch_size, progress)
+    bad_titles(frame, title_column, chunk, source)  # on the whole chunk: rows named in the file
+    scores = predict_in_batches(model, frame[title_column].tolist(), batch_size, progress)
     probabilities, labels = scores[OUTPUT].to_numpy(), scores[LABEL].to_numpy()
     if threshold is not None:
         labels = np.where(probabilities >= threshold, "fake", "real")  # >= as in binary_metrics

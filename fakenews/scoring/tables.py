@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import pandas as pd
 
 from fakenews.data.io import atomic_path, csv_read_errors
-from fakenews.data.schema import require_columns
+from fakenews.data.schema import non_string_rows, require_columns
 from fakenews.errors import PipelineError
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -117,18 +117,10 @@ def bad_titles(frame: pd.DataFrame, column: str, chunk: Chunk | None = None, sou
     0 in their file."""
     where = chunk.file if chunk else source
     require_columns(frame, [column], where)
-    first = chunk.first_row if chunk else 0
-    bad = [(first + i, value) for i, value in enumerate(frame[column].tolist()) if not isinstance(value, str)]
+    bad = non_string_rows(frame[column].tolist(), chunk.first_row if chunk else 0)
     if bad:
-        shown = ", ".join(f"row {row} ({_kind(value)})" for row, value in bad[:10])
-        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
         raise PipelineError(f"{where}, column '{column}': the title must be a string in every row; "
-                            f"not in {shown}{more}")
-
-
-def _kind(value) -> str:
-    """What a non-string cell holds: `missing` for a null read as NaN (pandas' str columns)."""
-    return "missing" if isinstance(value, float) and value != value else type(value).__name__
+                            f"not in {bad}")
 
 
 def check_input(table: InputTable, title_column: str, rows: int) -> int:

@@ -28,11 +28,9 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from fakenews.data.schema import LABEL, OUTPUT, TITLE, non_string_rows
 from fakenews.errors import PipelineError
 
-TITLE = "title"
-OUTPUT = "fake_probability"
-LABEL = "predicted_label"
 MAX_TITLE_CHARS = 1000
 
 
@@ -55,11 +53,9 @@ def titles_from(model_input: Any, max_chars: int = MAX_TITLE_CHARS) -> list[str]
         values = list(model_input)
     else:
         raise InvalidHeadlines(f"input must be a DataFrame with a '{TITLE}' column, not {type(model_input).__name__}")
-    bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
+    bad = non_string_rows(values)
     if bad:
-        shown = ", ".join(f"row {i} ({type(values[i]).__name__})" for i in bad[:10])
-        raise InvalidHeadlines(f"'{TITLE}' must be a string in every row; not in {shown}"
-                            + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
+        raise InvalidHeadlines(f"'{TITLE}' must be a string in every row; not in {bad}")
     return [v.strip()[:max_chars] for v in values]
 
 
