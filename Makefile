@@ -5,7 +5,6 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-export TF_USE_LEGACY_KERAS := 1
 
 
 .PHONY: help venv repro test test-ui test-fast bench bench-throughput server server-stop server-status dag clean-venv \
@@ -27,7 +26,7 @@ venv: $(STAMP)  ## create .venv and install requirements (only when they changed
 
 repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
 	@if [ -n "$$MLFLOW_TRACKING_URI" ]; then echo "tracking at $$MLFLOW_TRACKING_URI (MLFLOW_TRACKING_URI): no local server started"; \
-	else python -m tools.server start; fi
+	else python -m tools.tracking_server start; fi
 	dvc repro
 
 # pytest-xdist workers, one test module each at a time, in the order tests/conftest.py sets.
@@ -62,13 +61,13 @@ bench-throughput: $(STAMP)  ## scoring/training throughput of this repro's model
 	python -m bench.throughput $(BENCH_ARGS)
 
 server: $(STAMP)  ## start the local MLflow tracking server (no-op when one answers)
-	python -m tools.server start
+	python -m tools.tracking_server start
 
 server-stop: $(STAMP)  ## stop the local MLflow tracking server
-	python -m tools.server stop
+	python -m tools.tracking_server stop
 
 server-status: $(STAMP)  ## is the tracking server up?
-	python -m tools.server status
+	python -m tools.tracking_server status
 
 team-up: $(STAMP)  ## start the team service: PostgreSQL, S3, MLflow with logins (team/)
 	python -m tools.team up $(TEAM_ARGS)

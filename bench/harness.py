@@ -38,6 +38,7 @@ from bench.inference import pyfunc_throughput, serve_latency
 from bench.output import say
 from bench.quality import default_seeds, quality_report, quality_table, render_quality
 from bench.sampling import StageSampler
+from fakenews import TENSORFLOW_ENV
 from fakenews.data.io import read_json, write_json
 from fakenews.data.params import PROJECT_ROOT
 from fakenews.data.splits import load_splits
@@ -172,7 +173,7 @@ def sandbox_env(uri: str, experiment: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                 "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment,
-                "TF_USE_LEGACY_KERAS": "1"})
+                **TENSORFLOW_ENV})
     return env
 
 

@@ -9,7 +9,6 @@ rules as the stage) and updates only the `quality` key of metrics/bench.json.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -48,23 +47,24 @@ def quality_table(repo: Path) -> dict[str, Any]:
 def lstm_seed_spread(repo: Path, seeds: list[int]) -> dict[str, Any]:
     """The LSTM trained once per seed on the repro's data and params, each scored on the
     test split at the threshold it chose on validation."""
-    from fakenews.training import binary_metrics, choose_threshold
-    from stages.train_lstm import COLUMNS, encoded, lstm_tokens, predict, train
+    from fakenews.evaluation import binary_metrics, choose_threshold
+    from fakenews.models import lstm
 
     params = load_params(repo / "params.yaml")
-    paths, lstm = params["paths"], params["train_lstm"]
-    parts = lstm_tokens(load_splits(repo / paths["split"], repo / paths["cleaned"], COLUMNS), params)
-    embedded = repo / paths["embedded_dir"]
+    paths = params.paths
+    splits = load_splits(repo / paths.split, repo / paths.cleaned, ["id", "title", "tokens"])
+    parts = lstm.tokens_for(splits, params.lstm_cleaning(), params.clean)
+    embedded = repo / paths.embedded_dir
     words = (embedded / "words.txt").read_text(encoding="utf-8").splitlines()
-    _, embeddings, ids = encoded(parts, words, np.load(embedded / "vectors.npy"), lstm)
-    labels = {name: part["label"].to_numpy() for name, part in parts.items()}
+    inputs = lstm.encode_inputs(parts, words, np.load(embedded / "vectors.npy"), params.train_lstm)
+    ids, labels = inputs.ids, {name: part["label"].to_numpy() for name, part in parts.items()}
     per_seed = {}
     for seed in seeds:
         started = time.monotonic()
-        model, history = train(ids["train"], labels["train"], ids["val"], labels["val"], embeddings,
-                               {**lstm, "seed": seed})
-        threshold = choose_threshold(labels["val"], predict(model, ids["val"]))
-        scores = binary_metrics(labels["test"], predict(model, ids["test"]), threshold)
+        model, history = lstm.train(ids["train"], labels["train"], ids["val"], labels["val"],
+                                    inputs.embeddings, params.train_lstm.model_copy(update={"seed": seed}))
+        threshold = choose_threshold(labels["val"], lstm.predict(model, ids["val"]))
+        scores = binary_metrics(labels["test"], lstm.predict(model, ids["test"]), threshold)
         per_seed[str(seed)] = {"accuracy": round(scores["accuracy"], 4),
                                "roc_auc": round(scores["roc_auc"], 4),
                                "epochs": len(history["loss"]),
@@ -117,7 +117,7 @@ def render_quality(quality: dict[str, Any], after_models: list[str] = ()) -> lis
 
 def default_seeds(repo: Path, count: int = 3) -> list[int]:
     """The committed train_lstm seed and the next ones."""
-    seed = int(load_params(repo / "params.yaml")["train_lstm"]["seed"])
+    seed = load_params(repo / "params.yaml").train_lstm.seed
     return list(range(seed, seed + count))
 
 
@@ -131,7 +131,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"),
                         help="the bench figures whose `quality` key is replaced (default: %(default)s)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     repo = Path(args.repo)
     seeds = default_seeds(repo) if args.seeds is None else args.seeds
     quality = quality_report(repo, seeds)

@@ -2,7 +2,7 @@
 
 Load: 1, 4 and 16 concurrent clients (separate processes, released together), each
 logging one run with 20 params, 500 metric points (one call each) and a 1 MB artifact,
-first against the local server (SQLite, `python -m tools.server`), then against the team
+first against the local server (SQLite, `python -m tools.tracking_server`), then against the team
 service (PostgreSQL, S3, basic-auth; `python -m tools.team`). Reported: runs per second,
 p50/p95 latency of one metric call, errors; then every run is read back and counted.
 

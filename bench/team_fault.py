@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from bench.output import say
+from fakenews import TENSORFLOW_ENV
 from fakenews.team.stack import Team
 from tests.support.sandbox import TINY_PROFILE, copy_project
 
@@ -54,7 +55,7 @@ def kill_postgres_during_training(team: Team, credentials: dict[str, str], work:
         params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
-           **credentials, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT, "TF_USE_LEGACY_KERAS": "1",
+           **credentials, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT, **TENSORFLOW_ENV,
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     client = MlflowClient(team.uri)
     before = _snapshot(client)

@@ -36,10 +36,11 @@ from bench.hardware import (
 )
 from bench.output import write_bench_key
 from fakenews.data.params import PROJECT_ROOT, load_params, project_path
+from fakenews.data.sections import Params, TrainBertParams
 from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError, cli_errors
 from fakenews.precision import bfloat16_support
-from fakenews.training import binary_metrics
+from fakenews.evaluation import binary_metrics
 
 KEY = "throughput"
 
@@ -80,20 +81,20 @@ def bert_scoring(model_dir: Path, titles: list[str], test: pd.DataFrame, bounds:
     return figures
 
 
-def training_throughput(params: dict[str, Any], train: pd.DataFrame, bounds: dict, config: dict,
+def training_throughput(params: TrainBertParams, train: pd.DataFrame, bounds: dict, config: dict,
                         rows: int, rounds: int) -> dict[str, Any]:
     """train_bert's model and batches on the first `rows` training headlines, one epoch a round."""
+    from fakenews.models.bert import build_model, length_grouped_batches
     from fakenews.precision import bfloat16_compute
     from fakenews.training import set_seeds
-    from stages.train_bert import build_model, length_grouped_batches
 
-    set_seeds(int(params["seed"]))
+    set_seeds(params.seed)
     train = train.head(rows)
-    batch_size = int(params["batch_size"])
+    batch_size = params.batch_size
     model = build_model(params, steps_per_epoch=-(-len(train) // batch_size))
     batches = length_grouped_batches(model.bert_preprocessor, train, batch_size,
-                                     int(params["length_group_batches"]), int(params["seed"]), shuffle=True)
-    lengths = word_pieces_of(model.bert_preprocessor, train["title"].tolist(), int(params["seq_length"]))
+                                     params.length_group_batches, params.seed, shuffle=True)
+    lengths = word_pieces_of(model.bert_preprocessor, train["title"].tolist(), params.seq_length)
     padded = sum(len(b) * lengths[b].max() for b in batches.batches)
     flops = 3 * float(encoder_flops(lengths, config).mean())  # forward + backward (2x)
     precisions = ["float32", "mixed_bfloat16"] if "bfloat16" in bounds else ["float32"]
@@ -155,22 +156,24 @@ def step_breakdown(model, batches, bound: MatmulBound, config: dict, lengths: np
     return out
 
 
-def lstm_scoring(model_dir: Path, titles: list[str], params: dict, bounds: dict, rounds: int
+def lstm_scoring(model_dir: Path, titles: list[str], params: Params, bounds: dict, rounds: int
                  ) -> dict[str, Any]:
     """The LSTM pyfunc's rate, and its time split: NLTK cleaning, vocabulary lookup, TF."""
-    from stages.clean import clean_titles
+    from fakenews.text import clean_titles
 
     model = load_pyfunc(model_dir)
     scorer = model.unwrap_python_model().scorer
     frame = pd.DataFrame({"title": titles})
-    units, length = int(params["train_lstm"]["lstm_units"]), int(params["train_lstm"]["max_length"])
-    dim = int(np.load(project_path(params["paths"]["embedded_dir"]) / "vectors.npy", mmap_mode="r").shape[1])
+    units, length = params.train_lstm.lstm_units, params.train_lstm.max_length
+    vectors = project_path(params.paths.embedded_dir) / "vectors.npy"
+    dim = int(np.load(vectors, mmap_mode="r").shape[1])
     flops = 2.0 * length * 4 * units * (dim + units)  # the four gates' matmuls per token
     figures = Interleaved({"float32": bounds["float32"]}, flops).measure(
         {"float32": lambda: model.predict(frame)}, len(titles), rounds)["float32"]
     figures["flops_per_headline"] = flops
-    tokens = clean_titles(titles, scorer.config["clean"])
-    seconds = {"nltk_cleaning": min(timed(lambda: clean_titles(titles, scorer.config["clean"]))[0] for _ in range(2)),
+    tokens = clean_titles(titles, scorer.cleaning)
+    seconds = {"nltk_cleaning": min(timed(lambda: clean_titles(titles, scorer.cleaning))[0]
+                                    for _ in range(2)),
                "vocabulary_lookup": min(timed(lambda: scorer.encode(tokens))[0] for _ in range(2))}
     ids = scorer.encode(tokens)
     seconds["tensorflow"] = min(timed(lambda: scorer.probabilities(ids))[0] for _ in range(2))
@@ -180,18 +183,18 @@ def lstm_scoring(model_dir: Path, titles: list[str], params: dict, bounds: dict,
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     params = load_params(args.params)
-    paths, bert_params = params["paths"], params["train_bert"]
-    parts = load_splits(project_path(paths["split"]), project_path(paths["ingested"]), ["id", "title"])
+    paths, bert_params = params.paths, params.train_bert
+    parts = load_splits(project_path(paths.split), project_path(paths.ingested), ["id", "title"])
     titles = pd.concat([parts[s] for s in ("train", "val", "test")])["title"].tolist()[:args.rows or None]
     bounds = {"float32": MatmulBound("float32")}
     if bfloat16_support():
         bounds["bfloat16"] = MatmulBound("bfloat16")
-    models = project_path(paths["models_dir"])
+    models = project_path(paths.models_dir)
     missing = [name for name in ("bert", "lstm") if not (models / name / "MLmodel").is_file()]
     if missing:
         raise PipelineError(f"no {' or '.join(missing)} model in {models}: run `make repro` first")
-    config = encoder_config(project_path(params["embed"]["bert_checkpoint"]), params["embed"]["bert_layers"])
-    lengths = word_pieces(load_pyfunc(models / "bert"), titles, int(bert_params["seq_length"]))
+    config = encoder_config(project_path(params.embed.bert_checkpoint), params.embed.bert_layers)
+    lengths = word_pieces(load_pyfunc(models / "bert"), titles, bert_params.seq_length)
     flops = float(encoder_flops(lengths, config).mean())
     report: dict[str, Any] = {
         "machine": machine(),

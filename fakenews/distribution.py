@@ -22,37 +22,31 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from fakenews.data.sections import TrainingParams
 from fakenews.errors import PipelineError
 
-DISTRIBUTIONS = ("none", "mirrored", "multi_worker")
 
-
-def strategy_for(params: dict[str, Any], stage: str):
-    """The tf.distribute strategy `params['distribution']` names. Call it before TensorFlow
+def strategy_for(params: TrainingParams, stage: str):
+    """The tf.distribute strategy `params.distribution` names. Call it before TensorFlow
     runs anything: logical CPU devices can only be made before the runtime starts."""
     import tensorflow as tf
 
-    kind = params.get("distribution", "none")
-    if kind == "none":
+    if params.distribution == "none":
         return tf.distribute.get_strategy()
-    if kind == "mirrored":
+    if params.distribution == "mirrored":
         if tf.config.list_physical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
-        return tf.distribute.MirroredStrategy(_logical_cpus(int(params.get("cpu_replicas", 2)), stage))
-    if kind == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise PipelineError(f"params.yaml: {stage}.distribution is multi_worker but TF_CONFIG is not "
-                                "set; give every worker the cluster and its own task (see the README)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise PipelineError(f"params.yaml: {stage}.distribution must be one of {', '.join(DISTRIBUTIONS)}, "
-                        f"not {kind!r}")
+        return tf.distribute.MirroredStrategy(_logical_cpus(params.cpu_replicas, stage))
+    if "TF_CONFIG" not in os.environ:
+        raise PipelineError(f"params.yaml: {stage}.distribution is multi_worker but TF_CONFIG "
+                            "is not set; give every worker the cluster and its own task "
+                            "(docs/distributed-training.md)")
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def _logical_cpus(count: int, stage: str) -> list[str]:
     import tensorflow as tf
 
-    if count < 1:
-        raise PipelineError(f"params.yaml: {stage}.cpu_replicas must be at least 1, not {count}")
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
@@ -96,7 +90,7 @@ def chief_only(chief: bool, context: contextlib.AbstractContextManager) -> Itera
 def discard_outputs(model, input_spec) -> None:
     """What a non-chief worker does instead of publishing: save the model to a temporary
     folder (saving can run collective ops every worker must join) and delete it."""
-    from fakenews.training import save_serving_model
+    from fakenews.models.export import save_serving_model
 
     with tempfile.TemporaryDirectory(prefix="worker-model-") as work:
         save_serving_model(model, Path(work) / "saved_model", input_spec)

@@ -1,20 +1,49 @@
-"""The measures evaluate reports, as pure functions of labels and predictions.
+"""The measures of a binary classifier, as pure functions of labels and predictions.
 
-Every figure comes with a bootstrap 95 % interval over resamples of the test rows;
-calibration is the Brier score, the expected calibration error and a reliability table.
+Metrics at a threshold and the threshold chosen on validation (used by training and
+evaluation alike); for the test split, every figure with a bootstrap 95 % interval over
+resamples of the rows, and calibration: the Brier score, the expected calibration error
+and a reliability table.
 """
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from fakenews.training import binary_metrics
-
 CALIBRATION_BINS = 10
 RESAMPLE_CELLS = 4_000_000  # resamples x rows held at once by bootstrap_ci
+
+
+def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5
+                   ) -> dict[str, float]:
+    """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC and log loss of fake-probabilities."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.clip(np.asarray(probabilities, dtype=float), 1e-7, 1 - 1e-7)
+    predicted = (probabilities >= threshold).astype(int)
+    both_classes = len(np.unique(labels)) == 2
+    return {
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
+        "roc_auc": float(skm.roc_auc_score(labels, probabilities)) if both_classes else float("nan"),
+        "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both_classes else float("nan"),
+        "log_loss": float(skm.log_loss(labels, probabilities, labels=[0, 1])),
+    }
+
+
+def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The decision threshold with the best validation accuracy; among equals, the one
+    nearest 0.5 (so a model that separates nothing keeps 0.5). Candidates are midpoints
+    between neighbouring distinct probabilities, so the choice does not sit on a score."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    distinct = np.unique(probabilities)
+    candidates = np.concatenate([[0.5], (distinct[:-1] + distinct[1:]) / 2])
+    accuracy = [(float(((probabilities >= c) == labels).mean()), -abs(c - 0.5)) for c in candidates]
+    return float(candidates[max(range(len(candidates)), key=accuracy.__getitem__)])
+
 
 
 def bootstrap_ci(labels: np.ndarray, probabilities: np.ndarray, threshold: float, resamples: int,
@@ -83,22 +112,23 @@ def calibration(labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIB
 
 
 def model_report(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
-                 params: dict[str, Any]) -> dict[str, float]:
-    """Metrics at the model's threshold, their intervals, and calibration."""
-    resamples, seed = int(params["bootstrap_resamples"]), int(params["seed"])
+                 resamples: int, seed: int) -> dict[str, float]:
+    """Metrics at the model's threshold, their intervals (`resamples` bootstrap draws),
+    and calibration."""
     return {**binary_metrics(labels, probabilities, threshold), "threshold": float(threshold),
             **bootstrap_ci(labels, probabilities, threshold, resamples, seed),
             **calibration(labels, probabilities)}
 
 
 def per_source(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
-               sources: np.ndarray, params: dict[str, Any]) -> dict[str, dict[str, float]]:
+               sources: np.ndarray, resamples: int, seed: int) -> dict[str, dict[str, float]]:
     """The same report on the rows of each source (gossipcop, politifact, a CSV's source)."""
     report = {}
     for source in sorted(set(sources)):
         rows = np.asarray(sources) == source
         report[str(source)] = {"rows": int(rows.sum()),
-                               **model_report(labels[rows], probabilities[rows], threshold, params)}
+                               **model_report(labels[rows], probabilities[rows], threshold, resamples,
+                                               seed)}
     return report
 
 

@@ -1,19 +1,19 @@
-"""What both training stages share: seeds, metrics, the epoch logger and their outputs."""
+"""The training loop both families share: seeds, early stopping, the epoch logger, and how
+a training stage ends: the threshold and metrics on validation, then (on the chief) the
+published model, metrics/<stage>.json and its training curves."""
 from __future__ import annotations
 
-import hashlib
-import json
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from fakenews.data.io import atomic_path, write_csv, write_json
-from fakenews.errors import PipelineError
+from fakenews.data.sections import TrainingParams
+from fakenews.evaluation import binary_metrics, choose_threshold
 
 
 def set_seeds(seed: int) -> None:
@@ -24,89 +24,16 @@ def set_seeds(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def learning_rate(params: dict[str, Any], steps_per_epoch: int):
-    """`learning_rate`, held constant or, with `lr_schedule: linear`, warmed up linearly
-    over the first `warmup_fraction` of all steps and then decayed linearly to zero (the
-    BERT fine-tuning recipe)."""
+def early_stopping(params: TrainingParams):
+    """Stop when `early_stopping_monitor` has not improved for `early_stopping_patience`
+    epochs; keep the best epoch's weights."""
     import tensorflow as tf
 
-    peak = float(params["learning_rate"])
-    schedule = params.get("lr_schedule", "constant")
-    if schedule == "constant":
-        return peak
-    if schedule != "linear":
-        raise PipelineError(f"params.yaml: lr_schedule must be constant or linear, not {schedule!r}")
-    fraction = float(params.get("warmup_fraction", 0.0))
-    if not 0.0 <= fraction < 1.0:
-        raise PipelineError(f"params.yaml: warmup_fraction must be at least 0 and below 1, not {fraction}")
-    total = max(1, int(params["epochs"]) * steps_per_epoch)
-    warmup = int(fraction * total)
-
-    class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
-        def __call__(self, step):
-            step = tf.cast(step, tf.float32)
-            rising = peak * (step + 1) / max(1, warmup)
-            falling = peak * tf.maximum(0.0, (total - step) / max(1, total - warmup))
-            return tf.where(step < warmup, rising, falling)
-
-        def get_config(self):
-            return {"peak": peak, "total_steps": total, "warmup_steps": warmup}
-
-    return WarmupLinearDecay()
-
-
-def compile_binary(model, learning_rate) -> None:
-    """Adam (learning_rate: a number or a Keras schedule) and binary cross-entropy,
-    tracking accuracy and ROC-AUC every epoch."""
-    import tensorflow as tf
-
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                  metrics=["accuracy", tf.keras.metrics.AUC(name="auc")])
-
-
-def early_stopping(params: dict[str, Any]):
-    """Stop when `early_stopping_monitor` (default val_loss) has not improved for
-    `early_stopping_patience` epochs; keep the best epoch's weights."""
-    import tensorflow as tf
-
-    monitor = params.get("early_stopping_monitor", "val_loss")
-    if monitor not in ("val_loss", "val_accuracy", "val_auc"):
-        raise PipelineError(f"params.yaml: early_stopping_monitor must be val_loss, val_accuracy "
-                            f"or val_auc, not {monitor!r}")
+    monitor = params.early_stopping_monitor
     return tf.keras.callbacks.EarlyStopping(
         monitor=monitor, mode="min" if monitor == "val_loss" else "max",
-        patience=int(params["early_stopping_patience"]), restore_best_weights=True,
+        patience=params.early_stopping_patience, restore_best_weights=True,
     )
-
-
-def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5
-                   ) -> dict[str, float]:
-    """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC and log loss of fake-probabilities."""
-    labels = np.asarray(labels).astype(int)
-    probabilities = np.clip(np.asarray(probabilities, dtype=float), 1e-7, 1 - 1e-7)
-    predicted = (probabilities >= threshold).astype(int)
-    both_classes = len(np.unique(labels)) == 2
-    return {
-        "accuracy": float(skm.accuracy_score(labels, predicted)),
-        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
-        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
-        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
-        "roc_auc": float(skm.roc_auc_score(labels, probabilities)) if both_classes else float("nan"),
-        "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both_classes else float("nan"),
-        "log_loss": float(skm.log_loss(labels, probabilities, labels=[0, 1])),
-    }
-
-
-def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """The decision threshold with the best validation accuracy; among equals, the one
-    nearest 0.5 (so a model that separates nothing keeps 0.5). Candidates are midpoints
-    between neighbouring distinct probabilities, so the choice does not sit on a score."""
-    labels = np.asarray(labels).astype(int)
-    probabilities = np.asarray(probabilities, dtype=float)
-    distinct = np.unique(probabilities)
-    candidates = np.concatenate([[0.5], (distinct[:-1] + distinct[1:]) / 2])
-    accuracy = [(float(((probabilities >= c) == labels).mean()), -abs(c - 0.5)) for c in candidates]
-    return float(candidates[max(range(len(candidates)), key=accuracy.__getitem__)])
 
 
 def epoch_logger(run):
@@ -170,65 +97,24 @@ def write_training_outputs(stage: str, history: dict[str, list[float]],
     run.log_artifact(curve_png, "training")
 
 
-def save_serving_model(model, target: Path, input_spec) -> None:
-    """A SavedModel with one signature: `input_spec` → {"fake_probability": [batch]}.
+def conclude(stage: str, run, model, input_spec, history: dict[str, list[float]],
+             val_labels: np.ndarray, val_probabilities: np.ndarray,
+             publish: Callable[[float], str], metrics_dir: Path) -> dict[str, float]:
+    """The end of a training stage: the decision threshold and the metrics on validation,
+    then, on the chief (`run` is its MLflow run; None on the other workers), the model
+    published by `publish(threshold)` and the stage's metrics and curves. Other workers
+    take part in saving (it may run collective ops) and write nothing."""
+    from fakenews.distribution import discard_outputs
 
-    It saves a plain module holding the weights and the one serving function, not the
-    Keras model: Keras would trace every layer's call for its own object graph, which
-    costs more than the training of a tiny model and is never loaded back.
-    """
-    import tensorflow as tf
-
-    module = tf.Module(name="headline_classifier")
-    module.weights = list(model.variables)
-    # BERT's tokenize/pack layers call functions of this hub object; it owns the vocab table.
-    module.preprocessor = getattr(model, "bert_preprocessor", None)
-
-    @tf.function(input_signature=[input_spec])
-    def serve(inputs):
-        return {"fake_probability": model(inputs, training=False)[:, 0]}
-
-    module.serve = serve
-    with atomic_path(target) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": serve})
-
-
-def publish_model(run, model, input_spec, artifacts: dict[str, str], config: dict[str, Any],
-                  model_dir: Path) -> str:
-    """Log the pyfunc model to the run and keep a copy of it as the DVC output.
-
-    The output folder is the MLflow model itself (loadable with no tracking server) plus
-    mlflow_run.json with the run id and model URI that evaluate needs; it appears only
-    once the model is logged. Returns the model URI.
-    """
-    import mlflow.artifacts
-
-    from fakenews.tracking.lineage import CONTENT_HASH_TAG
-    from fakenews.tracking.pyfunc import log_headline_model
-
-    with tempfile.TemporaryDirectory() as work:
-        saved = Path(work) / "saved_model"
-        save_serving_model(model, saved, input_spec)
-        all_artifacts = {"saved_model": str(saved), **artifacts}
-        content = content_hash(saved, artifacts, config)
-        run.call(mlflow.set_tag, CONTENT_HASH_TAG, content)
-        info = log_headline_model(run, all_artifacts, config, Path(work))
-        with atomic_path(model_dir) as tmp:
-            run.call(mlflow.artifacts.download_artifacts, info.model_uri, dst_path=str(tmp))
-            write_json({"run_id": run.run_id, "model_uri": info.model_uri, "content_hash": content,
-                        "threshold": config.get("threshold", 0.5)}, tmp / "mlflow_run.json")
-    return info.model_uri
-
-
-def content_hash(saved_model: Path, artifacts: dict[str, str], config: dict[str, Any]) -> str:
-    """What makes two models the same: the weights (the SavedModel's variables), the
-    config and every other artifact, but not the graph file, whose function names carry
-    process-wide counters, nor any run id or timestamp."""
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    files = sorted((saved_model / "variables").glob("*"))
-    files += [Path(path) for _, path in sorted(artifacts.items()) if Path(path).is_file()]
-    for file in files:
-        digest.update(file.name.encode())
-        with open(file, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
-    return digest.hexdigest()
+    threshold = choose_threshold(val_labels, val_probabilities)
+    metrics = {**binary_metrics(val_labels, val_probabilities, threshold), "threshold": threshold}
+    if run is None:
+        discard_outputs(model, input_spec)
+        print(f"{stage}: worker done (val accuracy {metrics['accuracy']:.3f}); "
+              "the chief logs and writes the outputs")
+        return metrics
+    uri = publish(threshold)
+    write_training_outputs(stage, history, metrics, metrics_dir, run)
+    print(f"{stage}: val accuracy {metrics['accuracy']:.3f} at threshold {threshold:.3f}, "
+          f"ROC-AUC {metrics['roc_auc']:.3f}; model {uri}")
+    return metrics

@@ -24,8 +24,9 @@ import pandas as pd
 
 from fakenews.cli import stage_arg_parser
 from fakenews.data.io import atomic_path, write_json
-from fakenews.data.params import project_path, resolve_handle, stage_params
+from fakenews.data.params import load_params, project_path, resolve_handle
 from fakenews.data.schema import read_table
+from fakenews.data.sections import EmbedParams
 from fakenews.errors import PipelineError, cli_errors
 
 INPUT_COLUMNS = ["id", "tokens"]
@@ -99,7 +100,7 @@ def hub_vector_lookup(handle: str, batch_size: int = 4096) -> tuple[VectorLookup
     return lookup, known
 
 
-def word_vector_sources(params: dict[str, Any]) -> dict[str, WordVectors]:
+def word_vector_sources(params: EmbedParams) -> dict[str, WordVectors]:
     """(words, vectors) of each source the wordvec module can be built from."""
     from fakenews.hub.wordvec import (
         checkpoint_word_vectors,
@@ -107,45 +108,43 @@ def word_vector_sources(params: dict[str, Any]) -> dict[str, WordVectors]:
         glove_word_vectors,
     )
 
-    return {"glove": glove_word_vectors(glove_folder(params["glove_package"])),
-            "minilm": checkpoint_word_vectors(project_path(params["bert_checkpoint"]))}
+    return {"glove": glove_word_vectors(glove_folder(params.glove_package)),
+            "minilm": checkpoint_word_vectors(project_path(params.bert_checkpoint))}
 
 
-def build_hub_modules(params: dict[str, Any], sources: dict[str, WordVectors], hub_dir: Path) -> None:
+def build_hub_modules(params: EmbedParams, sources: dict[str, WordVectors], hub_dir: Path
+                      ) -> None:
     """The three offline modules: wordvec from the chosen source, BERT's two from the checkpoint."""
     from fakenews.hub.checkpoint import VOCAB_FILE
     from fakenews.hub.encoder import build_encoder_module
     from fakenews.hub.preprocess import build_preprocess_module
     from fakenews.hub.wordvec import build_wordvec_module
 
-    source, checkpoint = params["wordvec_source"], project_path(params["bert_checkpoint"])
-    if source not in sources:
-        raise PipelineError(f"params.yaml: embed.wordvec_source must be one of "
-                            f"{', '.join(sources)}, not {source!r}")
+    source, checkpoint = params.wordvec_source, project_path(params.bert_checkpoint)
     print(f"embed: building TF Hub modules ({source} word vectors, {checkpoint})", flush=True)
-    build_wordvec_module(*sources[source], hub_dir / "wordvec", int(params["wordvec_oov_buckets"]),
-                         float(params["wordvec_bucket_share"]))
+    build_wordvec_module(*sources[source], hub_dir / "wordvec", params.wordvec_oov_buckets,
+                         params.wordvec_bucket_share)
     build_preprocess_module(checkpoint / VOCAB_FILE, hub_dir / "bert_preprocess")
-    build_encoder_module(checkpoint, hub_dir / "bert_encoder", params.get("bert_layers"))
+    build_encoder_module(checkpoint, hub_dir / "bert_encoder", params.bert_layers)
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    args = stage_arg_parser("embed", "Build the hub modules; embed cleaned headlines.").parse_args(argv)
-    params = stage_params("embed", args.params)
-    paths = stage_params("paths", args.params)
+    parser = stage_arg_parser("embed", "Build the hub modules; embed cleaned headlines.")
+    all_params = load_params(parser.parse_args(argv).params)
+    params, paths = all_params.embed, all_params.paths
     sources = word_vector_sources(params)
-    build_hub_modules(params, sources, project_path(paths["hub_dir"]))
-    frame = read_table(project_path(paths["cleaned"]), INPUT_COLUMNS)
-    print(f"embed: looking up word vectors with {params['wordvec_handle']}", flush=True)
-    frequent = sources[params["wordvec_source"]][0][:int(params.get("frequent_words", 0))]
-    words, vectors, report = embed(frame, *hub_vector_lookup(params["wordvec_handle"]), frequent)
+    build_hub_modules(params, sources, project_path(paths.hub_dir))
+    frame = read_table(project_path(paths.cleaned), INPUT_COLUMNS)
+    print(f"embed: looking up word vectors with {params.wordvec_handle}", flush=True)
+    frequent = sources[params.wordvec_source][0][:params.frequent_words]
+    words, vectors, report = embed(frame, *hub_vector_lookup(params.wordvec_handle), frequent)
     report["by_source"] = source_coverage(frame["tokens"].tolist(), sources)
-    with atomic_path(project_path(paths["embedded_dir"])) as tmp:
+    with atomic_path(project_path(paths.embedded_dir)) as tmp:
         tmp.mkdir()
         (tmp / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
         np.save(tmp / "vectors.npy", vectors)
-    write_json(report, project_path(paths["embed_metrics"]))
+    write_json(report, project_path(paths.embed_metrics))
     print(f"embed: {report['words']} distinct words, token coverage {report['token_coverage']:.1%}")
 
 

@@ -16,8 +16,9 @@ import pandas as pd
 
 from fakenews.cli import stage_arg_parser
 from fakenews.data.io import csv_read_errors, write_json, write_parquet
-from fakenews.data.params import project_path, stage_params
+from fakenews.data.params import load_params, project_path
 from fakenews.data.schema import require_columns
+from fakenews.data.sections import CsvParams, IngestParams, LabelValues
 from fakenews.errors import PipelineError, cli_errors
 
 FAKE, REAL = 1, 0
@@ -66,48 +67,40 @@ def read_fakenewsnet(folder: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def read_generic_csv(path: Path, spec: dict[str, Any]) -> pd.DataFrame:
+def read_generic_csv(path: Path, spec: CsvParams) -> pd.DataFrame:
     """A CSV/TSV described by `spec` (the ``ingest.csv`` params section)."""
-    names = spec.get("names")
-    read_args = {
-        "sep": spec.get("sep", ","),
-        "encoding": spec.get("encoding", "utf-8"),
-        "header": 0 if spec.get("header", True) else None,
-    }
-    if names:
-        read_args["names"] = names
-        if spec.get("header", True):
-            read_args["header"] = 0  # the file's own header line is replaced by `names`
+    read_args: dict[str, Any] = {"sep": spec.sep, "encoding": spec.encoding,
+                                 "header": 0 if spec.header else None}
+    if spec.names:
+        read_args["names"] = spec.names  # with a header line, `names` replaces it
     raw = read_csv_file(path, **read_args)
     raw.columns = [str(c) for c in raw.columns]
-    title_columns = _as_list(spec.get("title_columns", ["title"]))
-    label_column = spec.get("label_column", "label")
-    id_column = spec.get("id_column")
-    kept = _as_list(spec.get("keep_columns"))
-    require_columns(raw, [*title_columns, label_column, *_as_list(id_column), *kept], path)
+    id_columns = [spec.id_column] if spec.id_column else []
+    require_columns(raw, [*spec.title_columns, spec.label_column, *id_columns, *spec.keep_columns],
+                    path)
 
-    joiner = spec.get("title_joiner", " ")
-    title = raw[title_columns].apply(lambda row: joiner.join(v for v in row if v.strip()), axis=1)
-    label = map_labels(raw[label_column], spec.get("labels", {}), path, label_column)
-    row_numbers = range(2 if read_args["header"] == 0 else 1, len(raw) + 2)
-    ids = raw[id_column] if id_column else [f"{path.stem}-{i}" for i in range(len(raw))]
+    title = raw[spec.title_columns].apply(
+        lambda row: spec.title_joiner.join(v for v in row if v.strip()), axis=1)
+    label = map_labels(raw[spec.label_column], spec.labels, path, spec.label_column)
+    first_row = 2 if spec.header else 1
+    ids = raw[spec.id_column] if spec.id_column else [f"{path.stem}-{i}" for i in range(len(raw))]
     return pd.DataFrame(
         {
             "id": ids,
             "title": title if len(raw) else pd.Series(dtype=str),
             "label": label,
-            "source": spec.get("source_name") or path.stem,
+            "source": spec.source_name or path.stem,
             "file": path.name,
-            "row": list(row_numbers)[: len(raw)],
-            **{column: raw[column] for column in kept},
+            "row": range(first_row, first_row + len(raw)),
+            **{column: raw[column] for column in spec.keep_columns},
         }
     )
 
 
-def map_labels(values: pd.Series, labels: dict[str, Any], path: Path, column: str) -> pd.Series:
+def map_labels(values: pd.Series, labels: LabelValues, path: Path, column: str) -> pd.Series:
     """Raw label values → 1 (fake) / 0 (real); unknown values fail with their counts."""
-    mapping = {str(v).strip(): FAKE for v in _as_list(labels.get("fake"))}
-    mapping.update({str(v).strip(): REAL for v in _as_list(labels.get("real"))})
+    mapping = {v.strip(): FAKE for v in labels.fake}
+    mapping.update({v.strip(): REAL for v in labels.real})
     stripped = values.str.strip()
     unknown = stripped[~stripped.isin(list(mapping))]
     if len(unknown):
@@ -115,8 +108,8 @@ def map_labels(values: pd.Series, labels: dict[str, Any], path: Path, column: st
         first_row = unknown.index[0] + 2
         raise PipelineError(
             f"{path}: column '{column}' has values outside the label mapping: {counts} "
-            f"(first at row {first_row}); mapping knows fake={labels.get('fake')} "
-            f"real={labels.get('real')}; fix ingest.csv.labels in params.yaml"
+            f"(first at row {first_row}); mapping knows fake={labels.fake} "
+            f"real={labels.real}; fix ingest.csv.labels in params.yaml"
         )
     return stripped.map(mapping).astype("int64")
 
@@ -157,43 +150,27 @@ def tidy(raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame[COLUMNS + extra].reset_index(drop=True), report
 
 
-def ingest(params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def ingest(params: IngestParams) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The core: read the configured source and return (table, report)."""
-    path = project_path(params["path"])
-    fmt = params.get("format", "fakenewsnet")
-    if fmt == "fakenewsnet":
+    path = project_path(params.path)
+    if params.format == "fakenewsnet":
         raw = read_fakenewsnet(path)
-    elif fmt == "csv":
-        raw = read_generic_csv(path, params.get("csv", {}))
     else:
-        raise PipelineError(f"params.yaml: ingest.format must be fakenewsnet or csv, not {fmt!r}")
-    raw = _limit_per_label(raw, params.get("max_rows_per_label"))
+        raw = read_generic_csv(path, params.csv)
+    if params.max_rows_per_label:  # the first N rows of each label: the tiny profile
+        raw = raw.groupby("label", group_keys=False, sort=False).head(params.max_rows_per_label)
     frame, report = tidy(raw, str(path))
-    report["source"] = {"format": fmt, "path": str(params["path"])}
+    report["source"] = {"format": params.format, "path": params.path}
     return frame, report
-
-
-def _limit_per_label(raw: pd.DataFrame, limit: int | None) -> pd.DataFrame:
-    """Keep the first `limit` rows of each label: the tiny CI profile uses this."""
-    if not limit:
-        return raw
-    return raw.groupby("label", group_keys=False, sort=False).head(int(limit))
-
-
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    args = stage_arg_parser("ingest", "Read raw headlines into data/ingested/headlines.parquet.").parse_args(argv)
-    params = stage_params("ingest", args.params)
-    paths = stage_params("paths", args.params)
-    frame, report = ingest(params)
-    write_parquet(frame, project_path(paths["ingested"]))
-    write_json(report, project_path(paths["ingest_report"]))
+    parser = stage_arg_parser("ingest", "Read raw headlines into one table.")
+    params = load_params(parser.parse_args(argv).params)
+    frame, report = ingest(params.ingest)
+    write_parquet(frame, project_path(params.paths.ingested))
+    write_json(report, project_path(params.paths.ingest_report))
     print(f"ingest: kept {report['rows_kept']} of {report['rows_read']} rows; dropped {report['dropped']}")
 
 

@@ -21,8 +21,9 @@ from sklearn.model_selection import train_test_split
 
 from fakenews.cli import stage_arg_parser
 from fakenews.data.io import write_json, write_parquet
-from fakenews.data.params import project_path, stage_params
+from fakenews.data.params import load_params, project_path
 from fakenews.data.schema import read_table
+from fakenews.data.sections import SplitParams, SplitValues
 from fakenews.data.splits import ASSIGNMENT_COLUMNS, SPLITS
 from fakenews.errors import PipelineError, cli_errors
 
@@ -33,21 +34,21 @@ def duplicate_key(titles: pd.Series) -> pd.Series:
     return titles.str.lower().str.replace(r"[\W_]+", "", regex=True)
 
 
-def split(frame: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.DataFrame]:
+def split(frame: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFrame]:
     """The core: {"train": ..., "val": ..., "test": ...}, the dataset's own split when
     `column` is set, else drawn with the sizes in params."""
-    if params.get("column"):
-        return given_split(frame, params["column"], params.get("column_values") or {})
+    if params.column:
+        return given_split(frame, params.column, params.column_values)
     return drawn_split(frame, params)
 
 
-def given_split(frame: pd.DataFrame, column: str, values: dict[str, Any]) -> dict[str, pd.DataFrame]:
+def given_split(frame: pd.DataFrame, column: str, values: SplitValues) -> dict[str, pd.DataFrame]:
     """The rows whose `column` holds one of `values[name]` form split `name`; every value
     must be mapped and every split get rows."""
     if column not in frame.columns:
         raise PipelineError(f"the ingested headlines have no column {column!r} (split.column); "
                             "carry it over with ingest.csv.keep_columns")
-    name_of = {str(v).strip(): name for name in SPLITS for v in _as_list(values.get(name))}
+    name_of = {v.strip(): name for name in SPLITS for v in getattr(values, name)}
     raw = frame[column].astype(str).str.strip()
     unknown = raw[~raw.isin(list(name_of))]
     if len(unknown):
@@ -63,18 +64,12 @@ def given_split(frame: pd.DataFrame, column: str, values: dict[str, Any]) -> dic
     return parts
 
 
-def drawn_split(frame: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.DataFrame]:
+def drawn_split(frame: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFrame]:
     """Stratified by label with the sizes in params, duplicate groups kept together."""
-    test_size, val_size = float(params["test_size"]), float(params["val_size"])
-    if not (0 < test_size < 1 and 0 < val_size < 1 and test_size + val_size < 1):
-        raise PipelineError(
-            f"params.yaml: split.test_size ({test_size}) and split.val_size ({val_size}) "
-            "must each be in (0, 1) and sum to less than 1"
-        )
+    test_size, val_size, seed = params.test_size, params.val_size, params.seed
     keyed = frame.assign(_group=duplicate_key(frame["title"]))
     # A group's label is its majority label; ingest already dropped conflicting titles.
     groups = keyed.groupby("_group")["label"].agg(lambda s: int(s.mean() >= 0.5))
-    seed = int(params["seed"])
     stratify = groups if groups.value_counts().min() >= 3 else None
     rest, test = train_test_split(groups, test_size=test_size, random_state=seed, stratify=stratify)
     val_share = val_size / (1 - test_size)
@@ -85,12 +80,6 @@ def drawn_split(frame: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.Dat
         name: keyed[keyed["_group"].isin(part.index)].drop(columns="_group").reset_index(drop=True)
         for name, part in parts.items()
     }
-
-
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def assignment(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -113,14 +102,14 @@ def split_report(parts: dict[str, pd.DataFrame]) -> dict[str, Any]:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    args = stage_arg_parser("split", "Split headlines into train/val/test.").parse_args(argv)
-    params = stage_params("split", args.params)
-    paths = stage_params("paths", args.params)
-    frame = read_table(project_path(paths["ingested"]), INPUT_COLUMNS)  # and any split.column
-    parts = split(frame, params)
-    write_parquet(assignment(parts), project_path(paths["split"]))
+    parser = stage_arg_parser("split", "Split headlines into train/val/test.")
+    params = load_params(parser.parse_args(argv).params)
+    paths = params.paths
+    frame = read_table(project_path(paths.ingested), INPUT_COLUMNS)  # and any split.column
+    parts = split(frame, params.split)
+    write_parquet(assignment(parts), project_path(paths.split))
     report = split_report(parts)
-    write_json(report, project_path(paths["split_metrics"]))
+    write_json(report, project_path(paths.split_metrics))
     print("split: " + ", ".join(f"{n}={r['rows']}" for n, r in report.items()))
 
 

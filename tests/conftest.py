@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from tests.support.commands import SHARED_DATA, commit_all, subprocess_env, write_params
 from tests.support.shared import (
     is_worker,
@@ -120,7 +120,7 @@ def _tiny_repro_started(request, shared) -> Path | None:
         # The tiny profile committed, as a team commits what it runs: `dvc repro` of a clean
         # checkout registers and promotes (an experiment would not), and its runs are not
         # dirty. Its own registered model, so the in-process tests sharing the server start clean.
-        params = load_params(repo / "params.yaml")
+        params = read_params(repo / "params.yaml")
         for section, values in {**TINY_STAGE_PARAMS, "evaluate": {
                 **TINY_STAGE_PARAMS["evaluate"], "registered_model": TINY_REPRO_MODEL}}.items():
             params[section].update(values)

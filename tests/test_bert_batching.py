@@ -5,8 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import train_bert  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
-from stages.train_bert import length_grouped_batches, trim_to_longest
+from fakenews.models.bert import length_grouped_batches, trim_to_longest
 
 
 @pytest.fixture(scope="module")

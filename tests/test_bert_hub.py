@@ -5,11 +5,7 @@ so a wrong transpose, mask or LayerNorm in the conversion cannot hide.
 """
 from __future__ import annotations
 
-import os
-
-# hub.KerasLayer needs Keras 2; this must be set before TensorFlow is first imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
+import fakenews  # noqa: F401  (hub.KerasLayer needs Keras 2, chosen before TensorFlow loads)
 import shutil
 from pathlib import Path
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import mlflow
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError
 from fakenews.precision import bfloat16_support, check_precision, cpu_flags
@@ -23,7 +23,7 @@ BFLOAT16_TOLERANCE = 0.03
 def bert_model(tiny_trained):
     """(model, its folder, validation + odd titles): the session's tiny BERT, loaded from its
     DVC output folder (an MLflow model), as evaluate loads it."""
-    params = load_params(tiny_trained)
+    params = read_params(tiny_trained)
     folder = Path(params["paths"]["models_dir"]) / "bert"
     val = load_splits(params["paths"]["split"], params["paths"]["ingested"], ["id", "title"])["val"]
     titles = val["title"].tolist() + ["", "x " * 400, "日本語のニュース", "Senate passes budget"]

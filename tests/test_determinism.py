@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ TOLERANCE = 1e-6  # what the issue allows; in practice the runs match bit for bi
 @pytest.fixture(scope="module")
 def two_runs(tiny_repro, tiny_trained) -> list[Path]:
     """The metrics folders of the tiny repro's training and of the in-process one."""
-    in_process = Path(load_params(tiny_trained)["paths"]["metrics_dir"])
+    in_process = Path(read_params(tiny_trained)["paths"]["metrics_dir"])
     return [tiny_repro.outputs / "metrics", in_process]
 
 

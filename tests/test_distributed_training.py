@@ -22,6 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fakenews.distribution import is_chief, strategy_for
+from tests.support.params import section
 from fakenews.errors import PipelineError
 from fakenews.processes import free_port
 from tests.support.commands import PROJECT_ROOT, subprocess_env, write_params
@@ -47,11 +48,12 @@ def test_the_chief_is_task_chief_or_else_worker_0(monkeypatch, tf_config, chief)
 
 
 def test_unknown_distribution_and_missing_tf_config_are_one_line_errors(monkeypatch):
-    with pytest.raises(PipelineError, match="train_bert.distribution must be one of none, mirrored"):
-        strategy_for({"distribution": "horovod"}, "train_bert")
+    with pytest.raises(PipelineError, match="train_bert.distribution: input should be 'none', "
+                       "'mirrored' or 'multi_worker', got 'horovod'"):
+        section("train_bert", distribution="horovod")
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(PipelineError, match="multi_worker but TF_CONFIG is not set"):
-        strategy_for({"distribution": "multi_worker"}, "train_lstm")
+        strategy_for(section("train_lstm", distribution="multi_worker"), "train_lstm")
 
 
 def stage_params(tiny_repro, shared_data, workdir: Path, stage: str, distribution: str) -> Path:

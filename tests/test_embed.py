@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from fakenews.errors import PipelineError
 from fakenews.hub.wordvec import build_wordvec_module, glove_folder, glove_word_vectors, whole_words
 from fakenews.vocabulary import corpus_vocabulary, encode, pretrained_matrix
@@ -113,7 +113,7 @@ def test_a_bad_handle_is_explained(tmp_path):
 
 @pytest.mark.slow
 def test_stage_outputs_on_real_weights(tiny_pipeline):
-    paths = load_params(tiny_pipeline)["paths"]
+    paths = read_params(tiny_pipeline)["paths"]
     embedded = Path(paths["embedded_dir"])
     words = (embedded / "words.txt").read_text().splitlines()
     vectors = np.load(embedded / "vectors.npy")
@@ -121,7 +121,7 @@ def test_stage_outputs_on_real_weights(tiny_pipeline):
     report = json.loads(Path(paths["embed_metrics"]).read_text())
     assert 0.9 < report["token_coverage"] <= 1.0
     # the corpus words, and GloVe's most frequent ones beside them (stopwords that cleaning drops)
-    frequent = load_params(tiny_pipeline)["embed"]["frequent_words"]
+    frequent = read_params(tiny_pipeline)["embed"]["frequent_words"]
     assert report["words"] < len(words) <= report["words"] + frequent and "the" in words
     by_source = report["by_source"]
     assert by_source["minilm"]["token_coverage"] < by_source["glove"]["token_coverage"]

@@ -10,17 +10,19 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from fakenews.data.params import load_params
+from fakenews import baselines
+from fakenews.data.params import read_params
 from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError
-from fakenews.evaluation import bootstrap_ci, calibration, model_report
+from fakenews.evaluation import bootstrap_ci, calibration, choose_threshold, model_report
 from fakenews.tracking import registry
+from fakenews.tracking import tags as tag
 from fakenews.tracking.promotion import register_and_promote, scored_by
 from fakenews.tracking.registry import Scored
-from fakenews.training import choose_threshold
 from stages import evaluate
+from tests.support.params import section
 
-PARAMS = {"bootstrap_resamples": 200, "seed": 1}
+PARAMS = section("evaluate", bootstrap_resamples=200, seed=1)
 
 
 def test_intervals_bracket_the_point_estimate_overall_and_per_source():
@@ -65,7 +67,7 @@ def test_calibration_tells_a_calibrated_model_from_an_overconfident_one():
     overconfident = calibration(labels, np.where(probabilities >= 0.5, 0.99, 0.01))
     assert calibrated["ece"] < 0.02 < 0.2 < overconfident["ece"]
     assert calibrated["brier"] == pytest.approx(np.mean((probabilities - labels) ** 2))
-    report = model_report(labels, probabilities, 0.5, PARAMS)
+    report = model_report(labels, probabilities, 0.5, PARAMS.bootstrap_resamples, PARAMS.seed)
     assert report["threshold"] == 0.5 and report["ece"] == calibrated["ece"]
 
 
@@ -84,12 +86,12 @@ def test_references_fit_on_train_and_choose_their_threshold_on_validation():
     train = pd.DataFrame({"tokens": [["alien", "shock"], ["senate", "vote"]] * 20, "label": [1, 0] * 20})
     val = pd.DataFrame({"tokens": [["alien"], ["senate"], ["alien", "vote"]], "label": [1, 0, 1]})
     test = pd.DataFrame({"tokens": [["alien"], ["senate"]], "label": [1, 0]})
-    params = {"references": {"tfidf_unigram": UNIGRAM}}
-    preds = evaluate.reference_predictions(train, val, test, params)
+    references = section("evaluate", references={"tfidf_unigram": UNIGRAM}).references
+    preds = baselines.reference_predictions(train, val, test, references)
     probabilities, threshold = preds["tfidf_unigram"]
     assert probabilities[0] > threshold > probabilities[1]
-    assert threshold == choose_threshold(val["label"].to_numpy(), evaluate.reference_predictions(
-        train, val, val, params)["tfidf_unigram"][0])
+    assert threshold == choose_threshold(val["label"].to_numpy(), baselines.reference_predictions(
+        train, val, val, references)["tfidf_unigram"][0])
     assert set(preds["majority"][0]) == {1.0}  # ties go to fake
 
 
@@ -107,11 +109,12 @@ def test_the_word_and_character_reference_chooses_c_on_validation():
     train, val = frame(300), frame(200)
     spec = {"text": "title", "word_ngram_range": [1, 2], "char_ngram_range": [2, 4], "char_min_df": 2,
             "logreg_c": [0.0001, 1.0]}
-    model, _ = evaluate.tfidf_reference(train, val, spec)
+    references = section("evaluate", references={"ref": spec}).references
+    model, _ = baselines.tfidf_reference(train, val, references["ref"])
     assert model[-1].C == 1.0  # C = 0.0001 predicts almost the base rate: worse on validation
     assert len(model[0].transformer_list) == 2  # words and characters
-    with pytest.raises(PipelineError, match="text must be title or tokens"):
-        evaluate.reference_text(val, dict(spec, text="body"))
+    with pytest.raises(PipelineError, match="text: input should be 'title' or 'tokens', got 'body'"):
+        section("evaluate", references={"ref": dict(spec, text="body")})
 
 
 def test_the_promotion_rule():
@@ -128,7 +131,7 @@ def test_the_promotion_rule():
 @pytest.mark.slow
 def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, tracking_uri):
     evaluate.main(["--params", str(tiny_trained)])
-    params = load_params(tiny_trained)
+    params = read_params(tiny_trained)
     metrics_dir = Path(params["paths"]["metrics_dir"])
     results = json.loads((metrics_dir / "evaluate.json").read_text())
     assert set(results) == {"lstm", "bert", "tfidf_logreg", "tfidf_unigram", "majority"}
@@ -147,7 +150,7 @@ def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, t
     champion = client.get_model_version_by_alias(name, "champion")
     best = max(("lstm", "bert"), key=lambda family: results[family]["roc_auc"])
     assert champion.tags["family"] == best and champion.version == promotion["decision"]["version"]
-    assert champion.tags[registry.SPLIT_HASH_TAG] and champion.tags["promotion.promoted"] == "True"
+    assert champion.tags[tag.SPLIT_HASH] and champion.tags["promotion.promoted"] == "True"
     runs = client.search_runs([client.get_experiment_by_name("fake-news").experiment_id],
                               "tags.dvc.stage = 'evaluate'")
     linked = {r.data.tags["model"]: r.data.tags.get("training_run_id") for r in runs}
@@ -160,13 +163,13 @@ def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, t
 def test_registration_and_promotion_on_a_real_registry(tiny_trained, tracking_uri):
     """New content registers once; a clear win promotes with its interval recorded, a tie
     and a champion from another split do not; rollback restores; force records why."""
-    params = load_params(tiny_trained)
+    params = read_params(tiny_trained)
     record = json.loads((Path(params["paths"]["models_dir"]) / "lstm/mlflow_run.json").read_text())
     headlines = pd.read_parquet(params["paths"]["ingested"])
     titles, labels = headlines["title"].tolist(), headlines["label"].to_numpy()
     client = MlflowClient(tracking_uri)
-    rules = {"registered_model": "promotion-rules", "promotion_metric": "roc_auc", "min_margin": 0.0,
-             "bootstrap_resamples": 200, "seed": 0}
+    rules = section("evaluate", registered_model="promotion-rules", promotion_metric="roc_auc",
+                    min_margin=0.0, bootstrap_resamples=200, seed=0)
     model_scores = scored_by(mlflow.pyfunc.load_model(record["model_uri"]), titles)
 
     def promote(content_hash: str, scored: Scored, split_hash: str = "split-A") -> dict:

@@ -19,7 +19,7 @@ import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from fakenews.data.params import PROJECT_ROOT, load_params
+from fakenews.data.params import PROJECT_ROOT, read_params
 from fakenews.errors import PipelineError
 from fakenews.processes import free_port
 from fakenews.tracking.experiment import process_tags, sweep_parent
@@ -121,7 +121,7 @@ def test_a_call_to_a_dead_server_fails_fast_as_a_pipeline_error():
 
 def lstm_params(tiny_params: Path, target: Path, out: Path, **train_lstm) -> Path:
     """The tiny profile with train_lstm overrides, writing models and metrics under `out`."""
-    params = load_params(tiny_params)
+    params = read_params(tiny_params)
     params["paths"].update(models_dir=str(out / "models"), metrics_dir=str(out / "metrics"))
     params["train_lstm"].update(train_lstm)
     return write_params(target, params)
@@ -230,7 +230,7 @@ def tiny_repo(project_copy, tiny_repro, tracking_server) -> tuple[Path, dict]:
 
 
 def set_params(repo: Path, section: str, **values) -> None:
-    params = load_params(repo / "params.yaml")
+    params = read_params(repo / "params.yaml")
     params[section].update(values)
     write_params(repo / "params.yaml", params)
 
@@ -256,7 +256,7 @@ def test_stage_killed_mid_epoch_leaves_no_outputs_and_dvc_repro_recovers(tiny_re
     assert not (repo / "models/lstm").exists()
     assert not list((repo / "models").glob(".lstm.*"))  # not even a temporary sibling
     assert not (repo / "metrics/train_lstm.json").exists()
-    assert "train_lstm" not in load_params(repo / "dvc.lock")["stages"]  # DVC recorded nothing
+    assert "train_lstm" not in read_params(repo / "dvc.lock")["stages"]  # DVC recorded nothing
     assert client.get_run(interrupted.info.run_id).info.status == "RUNNING"  # SIGKILL: no goodbye
 
     again = run(["dvc", "repro", "train_lstm"], repo, env)

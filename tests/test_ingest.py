@@ -7,11 +7,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from stages import ingest as ingest_stage
 from tests.support.commands import PROJECT_ROOT, write_params
+from tests.support.params import section
 
-DEFAULTS = load_params(PROJECT_ROOT / "params.yaml")
+DEFAULTS = read_params(PROJECT_ROOT / "params.yaml")
+
+
+def ingest(params: dict):
+    """The stage's core on plain params, read as a params file would be."""
+    return ingest_stage.ingest(section("ingest", **params))
 
 
 def csv_params(path: Path, **csv_overrides) -> dict:
@@ -23,7 +29,7 @@ def csv_params(path: Path, **csv_overrides) -> dict:
 
 def test_real_fakenewsnet_files(shared_data):
     params = dict(DEFAULTS["ingest"], path=str(shared_data / "fakenewsnet"))
-    frame, report = ingest_stage.ingest(params)
+    frame, report = ingest(params)
     assert list(frame.columns) == ["id", "title", "label", "source"]
     assert 5500 <= len(frame) <= 5545
     assert frame["title"].is_unique
@@ -38,7 +44,7 @@ def test_real_fakenewsnet_files(shared_data):
 def test_fakenewsnet_labels_come_from_file_names(tmp_path):
     (tmp_path / "gossipcop_fake.csv").write_text("id,news_url,title,tweet_ids\na,u,Aliens land,1\n")
     (tmp_path / "politifact_real.csv").write_text("id,news_url,title,tweet_ids\nb,u,Budget passes,2\n")
-    frame, _ = ingest_stage.ingest(dict(DEFAULTS["ingest"], path=str(tmp_path)))
+    frame, _ = ingest(dict(DEFAULTS["ingest"], path=str(tmp_path)))
     rows = frame.set_index("id")
     assert rows.loc["a", "label"] == 1 and rows.loc["a", "source"] == "gossipcop"
     assert rows.loc["b", "label"] == 0 and rows.loc["b", "source"] == "politifact"
@@ -67,7 +73,7 @@ def test_kaggle_news_articles_shape(tmp_path):
         "label": ["Fake", "Real", "Fake"],
         "hasImage": ["1", "0", "1"],
     }).to_csv(path, index=False)
-    frame, report = ingest_stage.ingest(csv_params(path))
+    frame, report = ingest(csv_params(path))
     assert frame["title"].tolist() == ["Muslims BUSTED", "Senate votes on bill"]
     assert frame["label"].tolist() == [1, 0]
     assert frame["source"].unique().tolist() == ["news_articles"]
@@ -84,7 +90,7 @@ def test_fake_or_real_news_shape_with_joined_title_and_text_tsv(tmp_path):
     }).to_csv(path, index=False, sep="\t")
     params = csv_params(path, sep="\t", title_columns=["title", "text"], title_joiner=" | ",
                         id_column="Unnamed: 0")
-    frame, _ = ingest_stage.ingest(params)
+    frame, _ = ingest(params)
     assert frame["id"].tolist() == ["8476", "10294"]
     assert frame["title"].tolist() == ["You Can Smell Hillary's Fear | Daniel Greenfield",
                                        "Kerry to go to Paris | US Secretary of State"]
@@ -94,7 +100,7 @@ def test_fake_or_real_news_shape_with_joined_title_and_text_tsv(tmp_path):
 def test_headerless_csv_with_names(tmp_path):
     path = tmp_path / "plain.csv"
     path.write_text("Moon made of cheese,FAKE\nRain expected,REAL\n")
-    frame, _ = ingest_stage.ingest(csv_params(path, header=False, names=["title", "label"]))
+    frame, _ = ingest(csv_params(path, header=False, names=["title", "label"]))
     assert frame["label"].tolist() == [1, 0]
 
 
@@ -127,7 +133,7 @@ def test_unreadable_encoding(tmp_path, capsys):
     path.write_bytes("title,label\nCaf\xe9 owner arrested,Fake\n".encode("latin-1"))
     err = run_main_expecting_error(tmp_path, csv_params(path), capsys)
     assert "latin.csv" in err and "utf-8" in err and "encoding" in err
-    frame, _ = ingest_stage.ingest(csv_params(path, encoding="latin-1"))
+    frame, _ = ingest(csv_params(path, encoding="latin-1"))
     assert frame["title"].tolist() == ["Café owner arrested"]
 
 

@@ -1,4 +1,4 @@
-"""train_lstm's network: the reference shape by default, the searched choices as params."""
+"""The LSTM's network: the reference shape by default, the searched choices as params."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,15 +6,21 @@ import pandas as pd
 import pytest
 
 from fakenews.data.params import load_params
+from fakenews.data.params import params_from as load_params_from
 from fakenews.errors import PipelineError
-from stages import train_lstm
+from fakenews.models import lstm
 from tests.support.commands import PROJECT_ROOT
+from tests.support.params import section
 
 DEFAULTS = load_params(PROJECT_ROOT / "params.yaml")
 
-PARAMS = {"trainable_embeddings": True, "mask_padding": True, "spatial_dropout": 0.1, "lstm_units": 4,
-          "dense_units": [3, 2], "dropout": 0.1, "learning_rate": 0.01, "bidirectional": False,
-          "pooling": "last"}
+PARAMS = dict(trainable_embeddings=True, mask_padding=True, spatial_dropout=0.1, lstm_units=4,
+              dense_units=[3, 2], dropout=0.1, learning_rate=0.01, bidirectional=False,
+              pooling="last")
+
+
+def lstm_params(**values):
+    return section("train_lstm", **{**PARAMS, **values})
 
 
 def layer_kinds(model) -> list[str]:
@@ -22,7 +28,7 @@ def layer_kinds(model) -> list[str]:
 
 
 def test_the_default_is_the_reference_shape():
-    model = train_lstm.build_model(np.ones((6, 5), np.float32), 7, PARAMS)
+    model = lstm.build_model(np.ones((6, 5), np.float32), 7, lstm_params())
     assert layer_kinds(model) == ["InputLayer", "Embedding", "SpatialDropout1D", "LSTM",
                                   "Dense", "Dense", "Dense"]
     # by position: Keras names layers per process (lstm, lstm_1, ...), so a name depends on
@@ -31,26 +37,28 @@ def test_the_default_is_the_reference_shape():
 
 
 def test_bidirectional_and_max_pooling_over_time_are_params():
-    model = train_lstm.build_model(np.ones((6, 5), np.float32), 7,
-                                   dict(PARAMS, bidirectional=True, pooling="max"))
+    model = lstm.build_model(np.ones((6, 5), np.float32), 7,
+                             lstm_params(bidirectional=True, pooling="max"))
     assert layer_kinds(model)[3:5] == ["Bidirectional", "GlobalMaxPooling1D"]
     assert model.layers[3].output_shape == (None, 7, 8)  # every step, both directions
     ids = np.array([[0, 0, 0, 2, 3, 4, 5]] * 4, np.int32)
     assert model.predict(ids, verbose=0).shape == (4, 1)
-    with pytest.raises(PipelineError, match="pooling must be last or max"):
-        train_lstm.build_model(np.ones((6, 5), np.float32), 7, dict(PARAMS, pooling="mean"))
+    with pytest.raises(PipelineError, match="pooling: input should be 'last' or 'max'"):
+        lstm_params(pooling="mean")
 
 
 def test_clean_overrides_give_the_lstm_its_own_tokens_and_the_served_model_the_same_rules(shared_data):
     parts = {"train": pd.DataFrame({"title": ["The senators were voting on taxes"],
                                     "tokens": [["senator", "voting", "tax"]]})}
-    params = {"clean": {**DEFAULTS["clean"], "nltk_data": str(shared_data / "nltk_data")},
-              "train_lstm": {"clean_overrides": {}}}
-    assert train_lstm.lstm_tokens(parts, params) is parts  # the clean stage's tokens as they are
-    params["train_lstm"]["clean_overrides"] = {"drop_stopwords": False, "lemmatize": False}
-    tokens = train_lstm.lstm_tokens(parts, params)["train"]["tokens"][0]
+    clean = {**DEFAULTS.clean.model_dump(), "nltk_data": str(shared_data / "nltk_data")}
+    params = load_params_from({"clean": clean, "train_lstm": {"clean_overrides": {}}})
+    # the clean stage's tokens as they are
+    assert lstm.tokens_for(parts, params.lstm_cleaning(), params.clean) is parts
+    overrides = {"drop_stopwords": False, "lemmatize": False}
+    params = load_params_from({"clean": clean, "train_lstm": {"clean_overrides": overrides}})
+    tokens = lstm.tokens_for(parts, params.lstm_cleaning(), params.clean)["train"]["tokens"][0]
     assert tokens == ["the", "senators", "were", "voting", "on", "taxes"]
-    assert train_lstm.clean_params(params) == {**params["clean"], "drop_stopwords": False, "lemmatize": False}
+    assert params.lstm_cleaning().model_dump() == {**clean, **overrides}
 
 
 def test_the_default_shape_trains_and_serves_with_padding_masked(tmp_path):
@@ -59,13 +67,14 @@ def test_the_default_shape_trains_and_serves_with_padding_masked(tmp_path):
     default one goes through a SavedModel."""
     import tensorflow as tf
 
-    from fakenews.training import save_serving_model, set_seeds
+    from fakenews.models.export import save_serving_model
+    from fakenews.training import set_seeds
 
-    params = dict(DEFAULTS["train_lstm"], lstm_units=4, dense_units=[3])
-    assert params["bidirectional"] and params["mask_padding"]
+    params = DEFAULTS.train_lstm.model_copy(update={"lstm_units": 4, "dense_units": [3]})
+    assert params.bidirectional and params.mask_padding
     set_seeds(0)
     rng = np.random.default_rng(0)
-    model = train_lstm.build_model(rng.normal(size=(9, 5)).astype("float32"), 6, params)
+    model = lstm.build_model(rng.normal(size=(9, 5)).astype("float32"), 6, params)
     ids = np.array([[0, 0, 1, 2, 3, 4], [0, 0, 0, 0, 5, 6], [0, 7, 8, 1, 2, 3], [1, 2, 3, 4, 5, 6]],
                    np.int32)
     model.fit(ids, np.array([0, 1, 0, 1]), epochs=1, verbose=0)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import requests
 
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from fakenews.errors import PipelineError
 from fakenews.processes import free_port
 from tests.support.commands import PROJECT_ROOT, run, subprocess_env, write_params
@@ -80,7 +80,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 @pytest.fixture(scope="module")
 def lstm_model_uri(tiny_trained) -> str:
     """The URI train_lstm logged, from the mlflow_run.json that publish_model writes."""
-    models_dir = Path(load_params(tiny_trained)["paths"]["models_dir"])
+    models_dir = Path(read_params(tiny_trained)["paths"]["models_dir"])
     return json.loads((models_dir / "lstm" / "mlflow_run.json").read_text())["model_uri"]
 
 
@@ -192,7 +192,7 @@ def test_cli_scores_odd_titles_with_a_local_model_and_no_server(local_model, tmp
 def test_default_model_is_the_registry_champion(champion, tiny_trained, tracking_server, tmp_path):
     """No --model: models:/<evaluate.registered_model>@champion, here from a TSV with another column name."""
     name, version = champion
-    params = load_params(tiny_trained)
+    params = read_params(tiny_trained)
     params["evaluate"]["registered_model"] = name
     params_file = write_params(tmp_path / "params.yaml", params)
     source, output = tmp_path / "odd.tsv", tmp_path / "scored.tsv"
@@ -286,7 +286,7 @@ def readme_curl_request() -> tuple[str, dict[str, str], str, dict]:
 
 def test_readme_serving_section_matches_the_project():
     section = readme_serving_section()
-    model = load_params()["evaluate"]["registered_model"]
+    model = read_params()["evaluate"]["registered_model"]
     serve = next(line for line in section.splitlines() if line.startswith("mlflow models serve"))
     assert f'-m "models:/{model}@champion"' in serve and "--env-manager local" in serve
     url, headers, body, response = readme_curl_request()

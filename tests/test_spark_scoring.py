@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from tests.support.commands import PROJECT_ROOT, run, subprocess_env
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def lstm_dir(tiny_repro):
 def spark():
     from fakenews.scoring.spark import spark_session
 
-    settings = load_params()["score"]["spark"]
+    settings = read_params()["score"]["spark"]
     session = spark_session("local[2]", settings["conf"], int(settings["tf_threads_per_worker"]))
     yield session
     session.stop()
@@ -149,6 +149,6 @@ def _worker_settings(_):
 
 
 def test_python_workers_run_this_interpreter_with_limited_tensorflow_threads(spark):
-    threads = str(load_params()["score"]["spark"]["tf_threads_per_worker"])
+    threads = str(read_params()["score"]["spark"]["tf_threads_per_worker"])
     seen = set(spark.sparkContext.parallelize(range(2), 2).mapPartitions(_worker_settings).collect())
     assert seen == {(threads, threads, sys.executable)}

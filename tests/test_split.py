@@ -7,8 +7,14 @@ import pytest
 from fakenews.data.splits import join_splits
 from fakenews.errors import PipelineError
 from stages import split as split_stage
+from tests.support.params import section
 
 PARAMS = {"seed": 42, "test_size": 0.2, "val_size": 0.1}
+
+
+def split(frame: pd.DataFrame, params: dict) -> dict[str, pd.DataFrame]:
+    """The stage's core on plain params, read as a params file would be."""
+    return split_stage.split(frame, section("split", **params))
 
 
 def frame(n: int = 400) -> pd.DataFrame:
@@ -20,7 +26,7 @@ def frame(n: int = 400) -> pd.DataFrame:
 
 
 def test_sizes_and_stratification():
-    parts = split_stage.split(frame(), PARAMS)
+    parts = split(frame(), PARAMS)
     sizes = {k: len(v) for k, v in parts.items()}
     assert sizes == {"train": 280, "val": 40, "test": 80}
     for part in parts.values():
@@ -31,16 +37,16 @@ def test_sizes_and_stratification():
 
 
 def test_same_seed_same_split_other_seed_other_split():
-    a = split_stage.split(frame(), PARAMS)["test"]["id"].tolist()
-    b = split_stage.split(frame(), PARAMS)["test"]["id"].tolist()
-    c = split_stage.split(frame(), dict(PARAMS, seed=7))["test"]["id"].tolist()
+    a = split(frame(), PARAMS)["test"]["id"].tolist()
+    b = split(frame(), PARAMS)["test"]["id"].tolist()
+    c = split(frame(), dict(PARAMS, seed=7))["test"]["id"].tolist()
     assert a == b and a != c
 
 
 def test_duplicate_titles_never_straddle_splits():
     base = frame(200)
     copies = base.assign(id=base["id"] + "-copy", title=base["title"].str.upper() + "!")
-    parts = split_stage.split(pd.concat([base, copies], ignore_index=True), PARAMS)
+    parts = split(pd.concat([base, copies], ignore_index=True), PARAMS)
     where = {}
     for name, part in parts.items():
         for title in part["title"]:
@@ -52,16 +58,16 @@ def test_duplicate_titles_never_straddle_splits():
 @pytest.mark.parametrize("sizes", [{"test_size": 0.6, "val_size": 0.5}, {"test_size": 0, "val_size": 0.1}])
 def test_bad_sizes_are_explained(sizes):
     with pytest.raises(PipelineError, match="split.test_size"):
-        split_stage.split(frame(), dict(PARAMS, **sizes))
+        split(frame(), dict(PARAMS, **sizes))
 
 
 def test_report_counts_rows_and_balance():
-    report = split_stage.split_report(split_stage.split(frame(), PARAMS))
+    report = split_stage.split_report(split(frame(), PARAMS))
     assert report["test"]["rows"] == 80 and report["test"]["fake_rate"] == pytest.approx(0.4, abs=0.03)
 
 
 def test_the_assignment_is_ids_labels_and_splits_and_joins_back_by_id():
-    parts = split_stage.split(frame(), PARAMS)
+    parts = split(frame(), PARAMS)
     assignment = split_stage.assignment(parts)
     assert list(assignment.columns) == ["id", "label", "split"]
     shuffled = frame().sample(frac=1, random_state=3).assign(tokens=lambda f: f["title"].str.split())
@@ -101,10 +107,10 @@ def test_the_datasets_own_split_is_kept_through_ingest_and_split(tmp_path):
                              "id_column": "statement_id", "title_columns": ["statement"],
                              "label_column": "truth", "keep_columns": ["part"],
                              "labels": {"fake": TRUTH[:3], "real": TRUTH[3:]}}}
-    ingested, _ = ingest_stage.ingest(ingest_params)
+    ingested, _ = ingest_stage.ingest(section("ingest", **ingest_params))
     params = dict(PARAMS, column="part", column_values={"train": ["train"], "val": ["valid"],
                                                         "test": ["test"]})
-    parts = split_stage.split(ingested, params)
+    parts = split(ingested, params)
 
     expected = {"train": "train", "val": "valid", "test": "test"}
     for name, part in parts.items():
@@ -112,7 +118,7 @@ def test_the_datasets_own_split_is_kept_through_ingest_and_split(tmp_path):
         assert set(zip(part["id"], part["label"])) == ours
     assert [len(parts[n]) for n in ("train", "val", "test")] == [24, 6, 6]
     # the seed and sizes play no part: another seed gives the same split
-    assert split_stage.split(ingested, dict(params, seed=7))["test"]["id"].tolist() == parts["test"]["id"].tolist()
+    assert split(ingested, dict(params, seed=7))["test"]["id"].tolist() == parts["test"]["id"].tolist()
     assert list(split_stage.assignment(parts).columns) == ["id", "label", "split"]
 
 
@@ -120,8 +126,8 @@ def test_an_unmapped_split_value_or_a_missing_column_is_explained():
     frame_with_part = frame(12).assign(part=["train"] * 8 + ["dev"] * 2 + ["heldout"] * 2)
     mapping = {"train": ["train"], "val": ["dev"], "test": ["test"]}
     with pytest.raises(PipelineError, match=r"column 'part' has values outside split.column_values: 'heldout' \(2\)"):
-        split_stage.split(frame_with_part, dict(PARAMS, column="part", column_values=mapping))
+        split(frame_with_part, dict(PARAMS, column="part", column_values=mapping))
     with pytest.raises(PipelineError, match="no rows for split test"):
-        split_stage.split(frame_with_part.iloc[:10], dict(PARAMS, column="part", column_values=mapping))
+        split(frame_with_part.iloc[:10], dict(PARAMS, column="part", column_values=mapping))
     with pytest.raises(PipelineError, match="no column 'fold'.*ingest.csv.keep_columns"):
-        split_stage.split(frame(), dict(PARAMS, column="fold", column_values=mapping))
+        split(frame(), dict(PARAMS, column="fold", column_values=mapping))

@@ -25,10 +25,10 @@ INGESTED = "data/ingested/headlines.parquet"
 # Logs one run the way every stage does, from the repo it runs in; prints its id (mlflow
 # prints lines of its own too).
 LOG_RUN = """\
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from fakenews.tracking.runs import start_run
 
-with start_run("ingest", {"ingest": load_params()["ingest"]},
+with start_run("ingest", {"ingest": read_params()["ingest"]},
                ["data/ingested/headlines.parquet", "params.yaml"]) as run:
     print("run_id=" + run.run_id)
 """

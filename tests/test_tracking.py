@@ -128,7 +128,7 @@ def test_tracking_uri_defaults_to_the_configured_server(monkeypatch):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tools.server", *args],
+        [sys.executable, "-m", "tools.tracking_server", *args],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
 

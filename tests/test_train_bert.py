@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from tests.support.serving import assert_serves_as_trained
 
 pytestmark = pytest.mark.slow
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def bert_run(tiny_trained, tracking_server):
-    params = load_params(tiny_trained)
+    params = read_params(tiny_trained)
     record = json.loads((Path(params["paths"]["models_dir"]) / "bert/mlflow_run.json").read_text())
     return params, MlflowClient(tracking_server).get_run(record["run_id"]), record
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from fakenews.processes import free_port
 from fakenews.tracking.lineage import git_output, path_hash
 from stages import train_lstm
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tiny_trained, tracking_server):
     """The session's tiny training run; returns (params, run, run record)."""
-    params = load_params(tiny_trained)
+    params = read_params(tiny_trained)
     run_info = json.loads((Path(params["paths"]["models_dir"]) / "lstm/mlflow_run.json").read_text())
     run = MlflowClient(tracking_server).get_run(run_info["run_id"])
     return params, run, run_info

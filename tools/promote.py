@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from fakenews.cli import Parser
-from fakenews.data.params import DEFAULT_PARAMS, stage_params
+from fakenews.data.params import DEFAULT_PARAMS, load_params
 from fakenews.errors import PipelineError, cli_errors
 
 
@@ -66,7 +66,7 @@ def _main(argv: list[str] | None) -> None:
     from fakenews.tracking import registry
     from fakenews.tracking.runs import connect
 
-    name = args.model or stage_params("evaluate", args.params)["registered_model"]
+    name = args.model or load_params(args.params).evaluate.registered_model
     client = MlflowClient(connect())
     aliases = {a: registry.alias_version(client, name, a)
                for a in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS)}

@@ -32,15 +32,17 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import get_args
 
 from fakenews.cli import Parser
-from fakenews.data.params import DEFAULT_PARAMS, stage_params
-from fakenews.errors import PipelineError, cli_errors
+from fakenews.data.params import DEFAULT_PARAMS, load_params
+from fakenews.data.sections import Engine, ScoreParams
+from fakenews.errors import cli_errors
 from fakenews.scoring.models import default_model_uri, describe, download_model, load_model, loadable_uri
 from fakenews.scoring.stream import Counts, score_table
 from fakenews.scoring.tables import InputTable, bad_titles, check_input, input_table
 
-ENGINES = ("in-process", "spark")
+ENGINES = get_args(Engine)
 
 
 def _positive_int(text: str) -> int:
@@ -97,18 +99,21 @@ def summary(counts: Counts, model: str, threshold: float | None) -> str:
                if counts.empty else ""))
 
 
-def score_on_spark(table: InputTable, uri: str, args: argparse.Namespace, settings: dict) -> Counts:
-    """Check the input and fetch the model first, so bad input fails in one line before Spark starts."""
+def score_on_spark(table: InputTable, uri: str, args: argparse.Namespace, settings: ScoreParams
+                   ) -> Counts:
+    """Check the input and fetch the model first, so bad input fails in one line before
+    Spark starts."""
     from fakenews.scoring.spark import score_with_spark, spark_session
 
-    check_input(table, args.title_column, args.chunk_rows or settings["chunk_rows"])
+    check_input(table, args.title_column, args.chunk_rows or settings.chunk_rows)
     with tempfile.TemporaryDirectory(prefix="score-model-") as work:
         model_dir = download_model(uri, Path(work))
-        spark = spark_session(args.master or settings["spark"]["master"], settings["spark"]["conf"],
-                              int(settings["spark"]["tf_threads_per_worker"]))
+        spark = spark_session(args.master or settings.spark.master, settings.spark.conf,
+                              settings.spark.tf_threads_per_worker)
         try:
             return score_with_spark(spark, table, model_dir, args.output, args.title_column,
-                                    args.batch_size or settings["batch_size"], args.threshold, args.sep)
+                                    args.batch_size or settings.batch_size, args.threshold,
+                                    args.sep)
         finally:
             spark.stop()
 
@@ -116,20 +121,18 @@ def score_on_spark(table: InputTable, uri: str, args: argparse.Namespace, settin
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    settings = stage_params("score", args.params)
+    settings = load_params(args.params).score
     table = input_table(args.input, args.sep, args.encoding)
     bad_titles(next(table.chunks(rows=1, limit=1)).frame, args.title_column,
                source=table.files[0])  # fail before the slow model load
     uri = loadable_uri(args.model or default_model_uri(args.params))
-    engine = args.engine or settings["engine"]
-    if engine not in ENGINES:
-        raise PipelineError(f"{args.params}: score.engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    engine = args.engine or settings.engine
     if engine == "spark":
         counts = score_on_spark(table, uri, args, settings)
     else:
         counts = score_table(table, load_model(uri), args.output, args.title_column,
-                             args.batch_size or settings["batch_size"], args.threshold,
-                             args.chunk_rows or settings["chunk_rows"], args.sep)
+                             args.batch_size or settings.batch_size, args.threshold,
+                             args.chunk_rows or settings.chunk_rows, args.sep)
     print(f"score: wrote {args.output} from {args.input} ({engine}); " + summary(counts, uri, args.threshold))
 
 

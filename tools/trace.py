@@ -26,8 +26,7 @@ from typing import Any
 
 from fakenews.cli import Parser
 from fakenews.errors import PipelineError, cli_errors
-
-DEP_PREFIX = "dvc.dep."
+from fakenews.tracking import tags as tag
 
 
 @dataclass(frozen=True)
@@ -53,16 +52,17 @@ class RunTrace:
 def trace_from_run(run: Any) -> RunTrace:
     """A RunTrace from an mlflow.entities.Run."""
     tags, info = run.data.tags, run.info
-    commit = tags.get("git.commit")
+    commit = tags.get(tag.GIT_COMMIT)
     return RunTrace(
         run_id=info.run_id,
-        stage=tags.get("dvc.stage", "?"),
+        stage=tags.get(tag.DVC_STAGE, "?"),
         status=info.status,
         commit=None if commit in (None, "", "unknown") else commit,
-        dirty=tags.get("git.dirty", "unknown"),
-        command=tags.get("command", "?"),
-        exp_name=tags.get("dvc.exp.name"),
-        deps={k[len(DEP_PREFIX):]: v for k, v in sorted(tags.items()) if k.startswith(DEP_PREFIX)},
+        dirty=tags.get(tag.GIT_DIRTY, "unknown"),
+        command=tags.get(tag.COMMAND, "?"),
+        exp_name=tags.get(tag.DVC_EXP_NAME),
+        deps={k.removeprefix(tag.DVC_DEP_PREFIX): v for k, v in sorted(tags.items())
+              if k.startswith(tag.DVC_DEP_PREFIX)},
         params=dict(sorted(run.data.params.items())),
     )
 

@@ -1,1 +1,2 @@
-"""Params, atomic I/O and table schema checks."""
+"""Data in and out: typed params and their loading, atomic writes, table schema checks and
+the split assignment."""

@@ -8,7 +8,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 from fakenews.data.io import read_json
-from fakenews.data.params import DEFAULT_PARAMS, stage_params
+from fakenews.data.params import DEFAULT_PARAMS, load_params
 from fakenews.errors import PipelineError
 
 SERVER_SCHEMES = ("models", "runs", "mlflow-artifacts")  # resolved through the tracking server
@@ -19,7 +19,7 @@ def default_model_uri(params_path: Path | str = DEFAULT_PARAMS) -> str:
     """The registry champion: models:/<evaluate.registered_model>@champion."""
     from fakenews.tracking.registry import CHAMPION
 
-    return f"models:/{stage_params('evaluate', params_path)['registered_model']}@{CHAMPION}"
+    return f"models:/{load_params(params_path).evaluate.registered_model}@{CHAMPION}"
 
 
 def loadable_uri(model: str) -> str:

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from fakenews import TENSORFLOW_ENV
 from fakenews.data.io import atomic_path
 from fakenews.data.schema import LABEL, OUTPUT
 from fakenews.logs import LOG_LEVEL_ENV, verbose
@@ -36,7 +37,7 @@ def worker_environment(tf_threads: int) -> dict[str, str]:
     the driver's log settings (fakenews.logs)."""
     threads = str(tf_threads)
     return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
-            "OMP_NUM_THREADS": threads, "TF_USE_LEGACY_KERAS": "1",
+            "OMP_NUM_THREADS": threads, **TENSORFLOW_ENV,
             **{k: os.environ[k] for k in ("TF_CPP_MIN_LOG_LEVEL", LOG_LEVEL_ENV) if k in os.environ}}
 
 

@@ -3,7 +3,6 @@ first, and within a sweep the run is nested under the sweep's parent run."""
 from __future__ import annotations
 
 import os
-import re
 import socket
 from typing import Mapping
 
@@ -11,26 +10,25 @@ import psutil
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from fakenews.errors import PipelineError
 from fakenews.processes import alive
-from fakenews.tracking.server import tracking_settings
+from fakenews.tracking import tags as tag
 
 
 def process_tags() -> dict[str, str]:
     """The process that owns a run: host, PID, and start time (which tells a reused PID apart)."""
     me = psutil.Process()
     return {
-        "process.host": socket.gethostname(),
-        "process.pid": str(me.pid),
-        "process.started": f"{me.create_time():.3f}",
+        tag.PROCESS_HOST: socket.gethostname(),
+        tag.PROCESS_PID: str(me.pid),
+        tag.PROCESS_STARTED: f"{me.create_time():.3f}",
     }
 
 
 def _owner_gone(tags: Mapping[str, str]) -> bool:
     """Whether the process named by a run's process tags (on this host) has exited."""
     try:
-        proc = psutil.Process(int(tags["process.pid"]))
-        reused = abs(proc.create_time() - float(tags["process.started"])) > 1.0
+        proc = psutil.Process(int(tags[tag.PROCESS_PID]))
+        reused = abs(proc.create_time() - float(tags[tag.PROCESS_STARTED])) > 1.0
         return reused or not alive(proc)
     except psutil.NoSuchProcess:
         return True
@@ -46,13 +44,13 @@ def end_stale_runs(client: MlflowClient, experiment_id: str, ended_by: str) -> l
     cannot be checked from here), and so are runs without process tags.
     """
     host = socket.gethostname()
-    query = f"attributes.status = 'RUNNING' and tags.`process.host` = '{host}'"
+    query = f"attributes.status = 'RUNNING' and tags.`{tag.PROCESS_HOST}` = '{host}'"
     stale = [r for r in client.search_runs([experiment_id], query, max_results=1000)
              if _owner_gone(r.data.tags)]
     for stuck in stale:
         client.set_tag(
-            stuck.info.run_id, "process.ended",
-            f"process {stuck.data.tags['process.pid']} on {host} exited without ending this run "
+            stuck.info.run_id, tag.PROCESS_ENDED,
+            f"process {stuck.data.tags[tag.PROCESS_PID]} on {host} exited without ending this run "
             f"(killed, or it lost the tracking server); marked FAILED by {ended_by}",
         )
         client.set_terminated(stuck.info.run_id, "FAILED")
@@ -61,19 +59,11 @@ def end_stale_runs(client: MlflowClient, experiment_id: str, ended_by: str) -> l
 
 # ---- sweeps: one parent run per `tracking.sweep` name -------------------------------------
 
-_SWEEP_NAME = re.compile(r"[\w.:/ -]{1,200}")
-
-
 def sweep_name() -> str | None:
     """`tracking.sweep` in params.yaml (`dvc exp run -S tracking.sweep=<name>`), or None."""
-    name = tracking_settings()["sweep"]
-    if name is None or name == "":
-        return None
-    if not _SWEEP_NAME.fullmatch(str(name)):
-        raise PipelineError(
-            f"tracking.sweep must be up to 200 letters, digits, spaces or . _ - : /, got {name!r}"
-        )
-    return str(name)
+    from fakenews.tracking.server import tracking_settings
+
+    return tracking_settings().sweep
 
 
 def sweep_parent(client: MlflowClient, experiment_id: str, name: str) -> str:
@@ -83,7 +73,7 @@ def sweep_parent(client: MlflowClient, experiment_id: str, name: str) -> str:
     Should two stages create it at the same moment (a parallel queue), the older parent
     is kept and the newer one deleted.
     """
-    query = f"tags.sweep = '{name}' and tags.`sweep.parent` = 'true'"
+    query = f"tags.`{tag.SWEEP}` = '{name}' and tags.`{tag.SWEEP_PARENT}` = 'true'"
 
     def oldest() -> Run | None:
         found = client.search_runs([experiment_id], query, max_results=1,
@@ -93,8 +83,8 @@ def sweep_parent(client: MlflowClient, experiment_id: str, name: str) -> str:
     existing = oldest()
     if existing:
         return existing.info.run_id
-    tags = {"sweep": name, "sweep.parent": "true",
-            "dvc.exp.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")}
+    tags = {tag.SWEEP: name, tag.SWEEP_PARENT: "true",
+            tag.DVC_EXP_BASELINE: os.environ.get("DVC_EXP_BASELINE_REV", "")}
     created = client.create_run(experiment_id, run_name=name,
                                 tags={key: value for key, value in tags.items() if value})
     client.set_terminated(created.info.run_id, "FINISHED")

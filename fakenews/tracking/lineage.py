@@ -22,6 +22,7 @@ from mlflow.utils.validation import (
 )
 
 from fakenews.data.params import PROJECT_ROOT, project_path
+from fakenews.tracking import tags as tag
 
 
 def mlflow_key(name: str) -> str:
@@ -81,16 +82,15 @@ def path_hash(path: Path) -> str:
 
 
 def _dep_tag(value: str | Path) -> tuple[str, str]:
-    """("dvc.dep.<path as dvc.yaml spells it>", hash): relative to the project when possible."""
+    """(DVC_DEP_PREFIX + the path as dvc.yaml spells it, hash): relative to the project when
+    possible."""
     path = project_path(value).resolve()
     name = str(path) if Path(value).is_absolute() else Path(os.path.normpath(value)).as_posix()
     with contextlib.suppress(ValueError):
         name = path.relative_to(PROJECT_ROOT).as_posix()
-    return mlflow_key(f"dvc.dep.{name}"), path_hash(path) if path.exists() else "missing"
+    return mlflow_key(tag.DVC_DEP_PREFIX + name), path_hash(path) if path.exists() else "missing"
 
 
-# The content hash of a model (fakenews.training.content_hash), on its run and its versions.
-CONTENT_HASH_TAG = "model.content_hash"
 CODE_DIRS = ("stages", "fakenews")  # a new, untracked module here changes the code that runs
 _INTERPOLATION = re.compile(r"\$\{([\w.]+)\}")
 
@@ -138,19 +138,19 @@ def run_tags(stage: str, input_paths: Sequence[str | Path]) -> dict[str, str]:
     """Tags tying a run to its code (git), its DVC stage and inputs, and its command line."""
     script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
     tags = {
-        "git.commit": git_output("rev-parse", "HEAD") or "unknown",
-        "git.dirty": git_dirty(),
-        "git.branch": git_output("symbolic-ref", "--short", "-q", "HEAD") or "detached",
-        "dvc.stage": stage,
-        "command": shlex.join(sys.orig_argv),  # as typed: `python -m stages.train ...`
-        "mlflow.source.name": (
+        tag.GIT_COMMIT: git_output("rev-parse", "HEAD") or "unknown",
+        tag.GIT_DIRTY: git_dirty(),
+        tag.GIT_BRANCH: git_output("symbolic-ref", "--short", "-q", "HEAD") or "detached",
+        tag.DVC_STAGE: stage,
+        tag.COMMAND: shlex.join(sys.orig_argv),  # as typed: `python -m stages.train ...`
+        tag.SOURCE_NAME: (
             script.relative_to(PROJECT_ROOT).as_posix()
             if script and script.is_relative_to(PROJECT_ROOT)
             else f"stages.{stage}"
         ),
         # set by `dvc exp run` for each experiment; the baseline groups one sweep
-        "dvc.exp.name": os.environ.get("DVC_EXP_NAME"),
-        "dvc.exp.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV"),
+        tag.DVC_EXP_NAME: os.environ.get("DVC_EXP_NAME"),
+        tag.DVC_EXP_BASELINE: os.environ.get("DVC_EXP_BASELINE_REV"),
     }
     tags.update(_dep_tag(path) for path in input_paths)
     return {key: truncate(value, MAX_TAG_VAL_LENGTH) for key, value in tags.items() if value}

@@ -2,20 +2,24 @@
 
 The rules live in fakenews.tracking.registry; this module gathers what they need: which
 candidates are new (by content hash), how the champion scores on the same test rows, and
-the paired bootstrap interval of the difference.
+the paired bootstrap interval of the difference. Under `dvc exp run` nothing is
+registered unless `evaluate.register_experiments` is true: an experiment must not move
+production aliases.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from fakenews.errors import PipelineError
+from fakenews.data.sections import EvaluateParams
 from fakenews.tracking import registry
+from fakenews.tracking import tags as tag
 from fakenews.tracking.registry import Scored
 
 # Metrics the promotion rule can use: higher is better for each.
@@ -27,14 +31,6 @@ PROMOTION_METRICS = {
     "roc_auc": lambda y, s: skm.roc_auc_score(y, s.probabilities),
     "pr_auc": lambda y, s: skm.average_precision_score(y, s.probabilities),
 }
-
-
-def promotion_metric(params: dict[str, Any]):
-    name = params["promotion_metric"]
-    if name not in PROMOTION_METRICS:
-        raise PipelineError(f"params.yaml: evaluate.promotion_metric must be one of "
-                            f"{', '.join(PROMOTION_METRICS)} (higher is better), not {name!r}")
-    return PROMOTION_METRICS[name]
 
 
 def scored_by(model, titles: list[str]) -> Scored:
@@ -59,8 +55,8 @@ def register_new(client, name: str, candidates: dict[str, dict[str, Any]], tags:
         if existing is not None:
             versions[family] = existing
             continue
-        version_tags = {"family": family, "training_run_id": candidate["run_id"],
-                        registry.CONTENT_HASH_TAG: candidate["content_hash"], **tags,
+        version_tags = {tag.FAMILY: family, tag.TRAINING_RUN: candidate["run_id"],
+                        tag.CONTENT_HASH: candidate["content_hash"], **tags,
                         **{f"test.{k}": f"{v:.6g}" for k, v in candidate["metrics"].items()}}
         with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered..."
             version = str(mlflow.register_model(candidate["model_uri"], name, tags=version_tags).version)
@@ -78,18 +74,18 @@ def champion_comparison(client, name: str, split_hash: str, titles: list[str]
     if version is None:
         return None, None
     tags = client.get_model_version(name, version).tags
-    recorded = tags.get(registry.SPLIT_HASH_TAG)
+    recorded = tags.get(tag.SPLIT_HASH)
     if recorded != split_hash:
         why = (f"it was tested on split {recorded[:12]} and this evaluation uses split {split_hash[:12]}, "
                "so its training rows may be among these test rows" if recorded else
-               f"it records no {registry.SPLIT_HASH_TAG}, so its training rows are unknown")
+               f"it records no {tag.SPLIT_HASH}, so its training rows are unknown")
         return {"version": version, "why_not_comparable": why}, None
     return {"version": version}, scored_by(mlflow.pyfunc.load_model(f"models:/{name}/{version}"), titles)
 
 
 def register_and_promote(candidates: dict[str, dict[str, Any]], test_labels: np.ndarray,
                          test_titles: list[str], split_hash: str, data_hash: str,
-                         params: dict[str, Any]) -> dict[str, Any]:
+                         params: EvaluateParams) -> dict[str, Any]:
     """Register what is new, pick the challenger, decide and apply; the report to write.
 
     `candidates`: {family: {run_id, model_uri, content_hash, metrics, scored}}.
@@ -98,11 +94,11 @@ def register_and_promote(candidates: dict[str, dict[str, Any]], test_labels: np.
 
     from fakenews.tracking.runs import connect
 
-    metric_fn = promotion_metric(params)
+    metric_fn = PROMOTION_METRICS[params.promotion_metric]
     client = MlflowClient(connect())
-    name, metric = params["registered_model"], params["promotion_metric"]
+    name, metric = params.registered_model, params.promotion_metric
     versions, new = register_new(client, name, candidates,
-                                 {registry.SPLIT_HASH_TAG: split_hash, registry.DATA_HASH_TAG: data_hash})
+                                 {tag.SPLIT_HASH: split_hash, tag.DATA_HASH: data_hash})
     report: dict[str, Any] = {"registered_model": name, "versions": versions,
                               "new_versions": sorted(new, key=int)}
     if not new:
@@ -118,10 +114,29 @@ def register_and_promote(candidates: dict[str, dict[str, Any]], test_labels: np.
         champion["score"] = float(metric_fn(test_labels, champion_scored))
         ci = registry.paired_difference_ci(test_labels, candidates[new[challenger]]["scored"],
                                            champion_scored, metric_fn,
-                                           int(params["bootstrap_resamples"]), int(params["seed"]))
-    decision = registry.decide(name, challenger, metric, float(params["min_margin"]),
+                                           params.bootstrap_resamples, params.seed)
+    decision = registry.decide(name, challenger, metric, params.min_margin,
                                float(score[challenger]), champion, ci, len(test_labels))
     registry.apply(client, decision)
     report["decision"] = decision.as_dict()
     report["reason"] = decision.reason
     return report
+
+
+def experiment_name() -> str | None:
+    """The `dvc exp run` experiment this process runs in (DVC names it in DVC_EXP_NAME)."""
+    return os.environ.get("DVC_EXP_NAME") or None
+
+
+def promote_unless_experiment(candidates: dict[str, dict[str, Any]], test_labels: np.ndarray,
+                              test_titles: list[str], split_hash: str, data_hash: str,
+                              params: EvaluateParams) -> dict[str, Any]:
+    """register_and_promote, except under `dvc exp run` without register_experiments: then
+    the report says why nothing moved."""
+    experiment = experiment_name()
+    if experiment and not params.register_experiments:
+        return {"decision": None, "reason": f"experiment {experiment}: nothing registered and "
+                "no alias moved (evaluate.register_experiments is false); apply and commit it, "
+                "then `dvc repro`, to put its model forward"}
+    return register_and_promote(candidates, test_labels, test_titles, split_hash, data_hash,
+                                params)

@@ -1,6 +1,6 @@
 """The MLflow pyfunc face of every model: raw headlines in, fake-probabilities out.
 
-Models are logged from code (fakenews/tracking/headline_model.py), not pickled: loading
+Models are logged from code (fakenews/tracking/model_code.py), not pickled: loading
 one runs that file, which builds a HeadlineModel, and its `load_context` picks the scorer
 named in the model's config (`saved_model` for BERT, `cleaned_tokens` for the LSTM).
 
@@ -160,10 +160,12 @@ class CleanedTokensScorer:
     def __init__(self, artifacts: dict[str, str], config: dict[str, Any]) -> None:
         import tensorflow as tf
 
-        from fakenews.nltk_setup import use_nltk_data
+        from fakenews.data.sections import CleanParams
+        from fakenews.text import use_nltk_data
 
         use_nltk_data(artifacts["nltk_data"])
-        config["clean"]["nltk_data"] = artifacts["nltk_data"]
+        self.cleaning = CleanParams.model_validate({**config["clean"],
+                                                    "nltk_data": artifacts["nltk_data"]})
         self.config = config
         vocab = Path(artifacts["vocab"]).read_text(encoding="utf-8").splitlines()
         self.index = {w: i for i, w in enumerate(vocab)}
@@ -175,9 +177,9 @@ class CleanedTokensScorer:
 
     def token_ids(self, titles: list[str]) -> np.ndarray:
         """NLTK cleaning, then the vocabulary lookup, both in Python: [titles, max_length] ids."""
-        from stages.clean import clean_titles
+        from fakenews.text import clean_titles
 
-        return self.encode(clean_titles(titles, self.config["clean"]))
+        return self.encode(clean_titles(titles, self.cleaning))
 
     def encode(self, tokens: list[list[str]]) -> np.ndarray:
         from fakenews.vocabulary import encode
@@ -201,7 +203,7 @@ SCORERS = {"saved_model": SavedModelScorer, "cleaned_tokens": CleanedTokensScore
 # `mlflow models serve` through MLFLOW_PYFUNC_INFERENCE_CONFIG='{"inference_precision": ...}'.
 # MLflow passes on only the keys the model was logged with (and warns about others).
 LOAD_OVERRIDES = ("inference_precision", "batch_size")
-MODEL_CODE = Path(__file__).with_name("headline_model.py")
+MODEL_CODE = Path(__file__).with_name("model_code.py")
 
 
 def log_headline_model(run, artifacts: dict[str, str], config: dict[str, Any], work_dir: Path,
@@ -223,7 +225,7 @@ def log_headline_model(run, artifacts: dict[str, str], config: dict[str, Any], w
         name=name,
         python_model=str(MODEL_CODE),
         artifacts={**artifacts, "config": str(config_path)},
-        code_paths=[str(PROJECT_ROOT / "stages"), str(PROJECT_ROOT / "fakenews")],
+        code_paths=[str(PROJECT_ROOT / "fakenews")],
         signature=signature,
         input_example=example,
         model_config={key: config[key] for key in LOAD_OVERRIDES if key in config} or None,

@@ -23,11 +23,9 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from fakenews.tracking.lineage import CONTENT_HASH_TAG
+from fakenews.tracking import tags as tag
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous-champion"
-SPLIT_HASH_TAG = "data.split_hash"
-DATA_HASH_TAG = "data.ingested_hash"
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ def version_with_hash(client: MlflowClient, name: str, content_hash: str) -> str
         versions = client.search_model_versions(f"name = '{name}'")
     except MlflowException:
         return None
-    found = [v.version for v in versions if v.tags.get(CONTENT_HASH_TAG) == content_hash]
+    found = [v.version for v in versions if v.tags.get(tag.CONTENT_HASH) == content_hash]
     return min(found, key=int) if found else None
 
 
@@ -125,7 +123,8 @@ def decide(name: str, version: str, metric: str, margin: float, challenger_score
 def record(client: MlflowClient, decision: Decision) -> None:
     """The decision as `promotion.*` tags on its version."""
     for key, value in decision.as_dict().items():
-        client.set_model_version_tag(decision.model, decision.version, f"promotion.{key}", str(value))
+        client.set_model_version_tag(decision.model, decision.version,
+                                     tag.PROMOTION_PREFIX + key, str(value))
 
 
 def apply(client: MlflowClient, decision: Decision) -> None:

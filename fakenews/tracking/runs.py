@@ -6,7 +6,7 @@
         run.log_metrics({"test": {"f1": f1}})
         run.log_artifact("models/classifier")
 
-The tracking server must be running (`make server`, or `python -m tools.server start`);
+The tracking server must be running (`make server`, or `python -m tools.tracking_server start`);
 stages never fall back to a local ./mlruns folder. MLFLOW_TRACKING_URI and
 MLFLOW_EXPERIMENT_NAME override the `tracking:` section of params.yaml.
 
@@ -46,6 +46,7 @@ from fakenews.tracking.lineage import (
     path_hash,
     run_tags,
 )
+from fakenews.tracking import tags as tag
 from fakenews.tracking.server import server_config, server_healthy, tracking_settings
 
 T = TypeVar("T")
@@ -58,7 +59,7 @@ def tracking_uri() -> str:
 
 
 def experiment_name() -> str:
-    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or str(tracking_settings()["experiment"])
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or tracking_settings().experiment
 
 
 def require_server(uri: str, timeout: float = 5.0) -> None:
@@ -68,7 +69,7 @@ def require_server(uri: str, timeout: float = 5.0) -> None:
         return
     gone = PipelineError(
         f"no MLflow tracking server answers at {uri} ({uri.rstrip('/')}/health). "
-        "Start it with `make server` (or `python -m tools.server start`), "
+        "Start it with `make server` (or `python -m tools.tracking_server start`), "
         "or point MLFLOW_TRACKING_URI at a running server."
     )
     if not server_healthy(uri, timeout):
@@ -222,7 +223,7 @@ def _prepare_experiment(run: StageRun, stage: str) -> dict[str, str]:
     name = sweep_name()
     if name is None:
         return {}
-    return {"sweep": name, "mlflow.parentRunId": run.call(sweep_parent, client, experiment_id, name)}
+    return {tag.SWEEP: name, tag.PARENT_RUN: run.call(sweep_parent, client, experiment_id, name)}
 
 
 def _tag_experiment_kind(run: StageRun) -> None:

@@ -1,8 +1,8 @@
-"""The local MLflow tracking server: settings, start, stop and status (CLI: tools.server).
+"""The local MLflow tracking server: settings, start, stop and status (CLI: tools.tracking_server).
 
 The server keeps runs in SQLite and stores artifacts in a local folder, and serves those
 artifacts over HTTP (`mlflow-artifacts:` URIs), so clients need nothing but the URI.
-Settings come from the optional `tracking:` section of params.yaml (keys in DEFAULTS);
+Settings come from the `tracking:` section of params.yaml (fakenews.data.sections);
 command-line flags override them. Relative paths are relative to the work directory
 (the project root by default), where the PID file and log live as well:
 `<workdir>/mlflow/server.pid` and `<workdir>/mlflow/server.log`.
@@ -22,6 +22,7 @@ import psutil
 import requests
 
 from fakenews.data.params import DEFAULT_PARAMS, PROJECT_ROOT, load_params
+from fakenews.data.sections import TrackingParams
 from fakenews.errors import PipelineError
 from fakenews.processes import (
     alive,
@@ -33,15 +34,6 @@ from fakenews.processes import (
     wait_until_ready,
 )
 
-DEFAULTS: dict[str, Any] = {
-    "host": "127.0.0.1",
-    "port": 5000,
-    "backend_store": "mlflow/mlflow.db",
-    "artifact_root": "mlflow/artifacts",
-    "experiment": "fake-news",
-    "sweep": None,  # read by fakenews.tracking.experiment: the parent run grouping a sweep's runs
-}
-
 # The server must not phone home, and the job-execution consumer (an extra process used for
 # GenAI evaluation jobs) is of no use here.
 SERVER_ENV = {
@@ -52,25 +44,18 @@ SERVER_ENV = {
 }
 
 
-def tracking_settings(params_path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
-    """DEFAULTS updated with the `tracking:` section of the params file, when there is one."""
+def tracking_settings(params_path: Path | str = DEFAULT_PARAMS) -> TrackingParams:
+    """The `tracking:` section of the params file; its defaults when there is no file."""
     path = Path(params_path)
-    section = (load_params(path).get("tracking") if path.exists() else None) or {}
-    if not isinstance(section, dict):
-        raise PipelineError(
-            f"{path}: 'tracking:' must be a mapping with keys {', '.join(DEFAULTS)}"
-        )
-    unknown = sorted(set(section) - set(DEFAULTS))
-    if unknown:
-        raise PipelineError(
-            f"{path}: unknown key(s) {', '.join(unknown)} in 'tracking:'; "
-            f"allowed keys are {', '.join(DEFAULTS)}"
-        )
-    settings = {**DEFAULTS, **section}
-    port = settings["port"]
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise PipelineError(f"{path}: tracking.port must be a port number, got {port!r}")
-    return settings
+    return load_params(path).tracking if path.exists() else TrackingParams()
+
+
+def client_uri(host: str, port: int) -> str:
+    """The URI clients use for a server bound to `host`: a wildcard address means this
+    machine, and an IPv6 literal goes in brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -83,8 +68,7 @@ class ServerConfig:
 
     @property
     def uri(self) -> str:
-        client_host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{client_host}:{self.port}"
+        return client_uri(self.host, self.port)
 
     @property
     def pid_file(self) -> Path:
@@ -118,11 +102,11 @@ def server_config(
     settings = tracking_settings(params_path)
     base = Path(workdir or PROJECT_ROOT).expanduser().resolve()
     return ServerConfig(
-        host=str(settings["host"]),
-        port=int(port or settings["port"]),
+        host=settings.host,
+        port=port or settings.port,
         # joining an absolute path onto `base` yields the absolute path unchanged
-        backend_store=base / Path(backend_store or settings["backend_store"]).expanduser(),
-        artifact_root=base / Path(artifact_root or settings["artifact_root"]).expanduser(),
+        backend_store=base / Path(backend_store or settings.backend_store).expanduser(),
+        artifact_root=base / Path(artifact_root or settings.artifact_root).expanduser(),
         workdir=base,
     )
 
@@ -196,7 +180,7 @@ def start_server(
     if proc is not None and str(config.port) not in proc.cmdline():
         raise PipelineError(
             f"the MLflow server from {config.workdir} (pid {proc.pid}) listens on another port; "
-            "stop it first (`python -m tools.server stop`)"
+            "stop it first (`python -m tools.tracking_server stop`)"
         )
     if proc is not None:
         say(f"MLflow server (pid {proc.pid}) is still starting; waiting for it")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from fakenews import TENSORFLOW_ENV
 from fakenews.data.params import PROJECT_ROOT
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -19,7 +20,7 @@ def subprocess_env() -> dict[str, str]:
     """The test interpreter's venv first on PATH, so `python` in dvc.yaml is ours."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["TF_USE_LEGACY_KERAS"] = "1"
+    env.update(TENSORFLOW_ENV)
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
 

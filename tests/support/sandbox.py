@@ -11,23 +11,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from fakenews.data.params import PROJECT_ROOT
+from fakenews.data.params import PROFILES_DIR, PROJECT_ROOT, read_params
 
 SHARED = PROJECT_ROOT.parent / "shared"
-# The tiny profile: a few dozen headlines, one epoch, short sequences, a 1-layer slice of
-# MiniLM (no test of it asserts quality). Tests apply it with
-# `dvc exp run -S` or a temp params file; `python -m bench --profile tiny` uses it too.
-# Its LSTM is one-directional and unmasked: tracing a Bidirectional, masked LSTM costs
-# every train_lstm process twice the CPU (21 s against 10 s), and the suite starts a dozen.
-# tests/test_lstm_model.py trains and serves the default shape in-process instead.
-TINY_PROFILE = {
-    "ingest": {"max_rows_per_label": 30},
-    "embed": {"bert_layers": 1},
-    "train_lstm": {"epochs": 1, "lstm_units": 8, "batch_size": 16, "max_length": 12,
-                   "bidirectional": False, "mask_padding": False},
-    "train_bert": {"epochs": 1, "seq_length": 16, "batch_size": 16},
-    "evaluate": {"bootstrap_resamples": 50},
-}
+# params/tiny.yaml: a few dozen headlines, one epoch, a 1-layer slice of MiniLM (no test
+# of it asserts quality). Tests apply it with `dvc exp run -S` or a temp params file;
+# `python -m bench --profile tiny` uses it too.
+TINY_PROFILE = read_params(PROFILES_DIR / "tiny.yaml")
 _GIT_IDENTITY = ["-c", "user.name=sandbox", "-c", "user.email=sandbox@example.com"]
 
 

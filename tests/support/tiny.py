@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from fakenews.data.params import load_params
+from fakenews.data.params import read_params
 from tests.support.commands import PROJECT_ROOT, SHARED_DATA
 from tests.support.sandbox import TINY_PROFILE
 
@@ -43,7 +43,7 @@ class TinyRepro:
 def tiny_params(outputs: Path, workdir: Path, shared_data: Path) -> dict:
     """params.yaml with the tiny profile, reading the upstream data of the session's tiny
     repro (`outputs`) and writing models and metrics into `workdir`."""
-    params = load_params(PROJECT_ROOT / "params.yaml")
+    params = read_params(PROJECT_ROOT / "params.yaml")
     params["paths"] = {key: str((outputs if key in DATA_PATHS else workdir) / value)
                        for key, value in params["paths"].items()}
     params["embed"]["wordvec_handle"] = str(outputs / params["embed"]["wordvec_handle"])

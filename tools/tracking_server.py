@@ -1,9 +1,9 @@
 """Manage the local MLflow tracking server: start, stop, status and url.
 
-    python -m tools.server start     # idempotent; waits until /health answers
-    python -m tools.server status    # exit 0 when healthy, 1 otherwise
-    python -m tools.server stop
-    python -m tools.server url       # the tracking URI clients should use
+    python -m tools.tracking_server start     # idempotent; waits until /health answers
+    python -m tools.tracking_server status    # exit 0 when healthy, 1 otherwise
+    python -m tools.tracking_server stop
+    python -m tools.tracking_server url       # the tracking URI clients should use
 
 The server itself (settings, start and stop) is fakenews.tracking.server.
 """
@@ -15,9 +15,9 @@ import sys
 
 from fakenews.cli import Parser
 from fakenews.data.params import DEFAULT_PARAMS, PROJECT_ROOT
+from fakenews.data.sections import TrackingParams
 from fakenews.errors import cli_errors
 from fakenews.tracking.server import (
-    DEFAULTS,
     ServerHandle,
     read_pid,
     server_config,
@@ -41,12 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file with an "
                         "optional 'tracking:' section (default: %(default)s)")
     parser = Parser(
-        prog="python -m tools.server",
+        prog="python -m tools.tracking_server",
         description="Manage the local MLflow tracking server used by every pipeline stage. "
         "It keeps runs in SQLite, stores artifacts in a local folder and serves them over "
         "HTTP, and listens on 127.0.0.1 only.",
         epilog="Clients find the server through MLFLOW_TRACKING_URI or the 'tracking:' "
-        "section of params.yaml (keys: " + ", ".join(DEFAULTS) + "). Options go after the "
+        "section of params.yaml (keys: " + ", ".join(TrackingParams.model_fields) + "). Options go after the "
         "action, e.g. `start --port 5001`; see `<action> --help`.",
     )
     sub = parser.add_subparsers(dest="action", required=True, metavar="{start,stop,status,url}")

