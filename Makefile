@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 
-.PHONY: help venv repro test test-ui test-fast bench bench-throughput server server-stop server-status dag clean-venv \
-	team-up team-down team-status bench-team bench-suite
+.PHONY: help venv repro trial test test-ui test-fast lint bench bench-throughput server server-stop \
+	server-status dag clean-venv team-up team-down team-status bench-team bench-suite
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,10 +24,20 @@ $(STAMP): requirements.txt constraints.txt
 
 venv: $(STAMP)  ## create .venv and install requirements (only when they changed)
 
-repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
+# The tracking server the stages log to: MLFLOW_TRACKING_URI when set, else the local one.
+define tracking_server
 	@if [ -n "$$MLFLOW_TRACKING_URI" ]; then echo "tracking at $$MLFLOW_TRACKING_URI (MLFLOW_TRACKING_URI): no local server started"; \
 	else python -m tools.tracking_server start; fi
+endef
+
+repro: $(STAMP)  ## start the tracking server if needed, then dvc repro
+	$(tracking_server)
 	dvc repro
+
+PROFILE ?= tiny
+trial: $(STAMP)  ## a quick end-to-end trial as a DVC experiment: make trial [PROFILE=tiny] (params/)
+	$(tracking_server)
+	dvc exp run $$(python -m tools.profile flags $(PROFILE))
 
 # pytest-xdist workers, one test module each at a time, in the order tests/conftest.py sets.
 # Much of a test's time is spent waiting on servers, subprocesses and TensorFlow's
@@ -52,6 +62,10 @@ test-ui: $(STAMP) $(CHROMIUM)  ## the MLflow UI in headless Chromium: runs table
 
 test-fast: $(STAMP)  ## run the unit tests only: no server, no project copy, no training (~1 min)
 	$(PYTEST) -m "not slow"
+
+lint: $(STAMP)  ## ruff: lint and formatting check (settings in pyproject.toml); CI runs it too
+	ruff check .
+	ruff format --check .
 
 bench: $(STAMP)  ## benchmark a full, no-op and incremental repro, inference, quality, throughput vs bound (~50 min)
 	python -m bench $(BENCH_ARGS)

@@ -1,4 +1,5 @@
 """`python -m bench`: the full benchmark (bench.harness), as `make bench` runs it."""
+
 from bench.harness import main
 
 main()

@@ -11,6 +11,7 @@
   says little. Each round measures the bound right before and right after the work and
   divides by their mean; wall time and process CPU time are both kept.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,18 +39,22 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "bfloat16_flags": [f for f in (*BFLOAT16_CPU_FLAGS, "amx_tile") if f in flags],
-        "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)",
+        "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()
+        or "default (all cores)",
         "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads() or "default",
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
         "device": tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-        if gpus else "CPU",
+        if gpus
+        else "CPU",
     }
 
 
 class MatmulBound:
     """Best-of-a-few timing of one matmul shape in one dtype; call it for GFLOPS now."""
 
-    def __init__(self, dtype: str, shape: tuple[int, int, int] = MATMUL_SHAPE, reps: int = 8) -> None:
+    def __init__(
+        self, dtype: str, shape: tuple[int, int, int] = MATMUL_SHAPE, reps: int = 8
+    ) -> None:
         import tensorflow as tf
 
         rows, inner, cols = shape
@@ -85,16 +90,21 @@ def timed(work: Callable[[], Any]) -> tuple[float, float]:
 
 def encoder_config(checkpoint: Path, layers: int | None) -> dict[str, int]:
     config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
-    return {"layers": int(layers or config["num_hidden_layers"]), "hidden": int(config["hidden_size"]),
-            "intermediate": int(config["intermediate_size"])}
+    return {
+        "layers": int(layers or config["num_hidden_layers"]),
+        "hidden": int(config["hidden_size"]),
+        "intermediate": int(config["intermediate_size"]),
+    }
 
 
 def encoder_flops(lengths: np.ndarray, config: dict[str, int]) -> np.ndarray:
     """Forward FLOPs per headline of `lengths` word pieces ([CLS] and [SEP] included)."""
     lengths = np.asarray(lengths, dtype=float)
     hidden, inner = config["hidden"], config["intermediate"]
-    dense = 2 * lengths * (4 * hidden * hidden + 2 * hidden * inner)  # Q, K, V, output; FFN in and out
-    attention = 4 * lengths ** 2 * hidden  # scores Q K^T and the weighted sum of V
+    dense = (
+        2 * lengths * (4 * hidden * hidden + 2 * hidden * inner)
+    )  # Q, K, V, output; FFN in and out
+    attention = 4 * lengths**2 * hidden  # scores Q K^T and the weighted sum of V
     return config["layers"] * (dense + attention)
 
 
@@ -105,8 +115,9 @@ class Interleaved:
     def __init__(self, bounds: dict[str, MatmulBound], flops_per_item: float) -> None:
         self.bounds, self.flops_per_item = bounds, flops_per_item
 
-    def measure(self, works: dict[str, Callable[[], Any]], items: int, rounds: int
-                ) -> dict[str, dict[str, Any]]:
+    def measure(
+        self, works: dict[str, Callable[[], Any]], items: int, rounds: int
+    ) -> dict[str, dict[str, Any]]:
         for work in works.values():
             work()  # warm-up: tracing and first-call graph rewrites are not throughput
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in works}
@@ -115,7 +126,9 @@ class Interleaved:
             for name, work in works.items():
                 seconds, cpu_seconds = timed(work)
                 after = self._bounds()
-                runs[name].append(self._figures(items / seconds, items / cpu_seconds, before, after))
+                runs[name].append(
+                    self._figures(items / seconds, items / cpu_seconds, before, after)
+                )
                 before = after
         return {name: self._summary(figures) for name, figures in runs.items()}
 
@@ -135,12 +148,14 @@ class Interleaved:
     def _summary(self, runs: list[dict[str, float]]) -> dict[str, Any]:
         summary: dict[str, Any] = {
             "items_per_second_best": round(max(r["items_per_second"] for r in runs), 1),
-            "items_per_second": [round(r["items_per_second"], 1) for r in runs]}
+            "items_per_second": [round(r["items_per_second"], 1) for r in runs],
+        }
         for name in self.bounds:
             ratios = [r[f"ratio_{name}"] for r in runs]
             summary[f"ratio_{name}_best"] = round(max(ratios), 3)
             summary[f"ratio_{name}_median"] = round(statistics.median(ratios), 3)
             summary[f"ratio_{name}_cpu_time_median"] = round(
-                statistics.median(r[f"ratio_{name}_cpu_time"] for r in runs), 3)
+                statistics.median(r[f"ratio_{name}_cpu_time"] for r in runs), 3
+            )
             summary[f"{name}_gflops"] = [round(r[f"{name}_gflops"]) for r in runs]
         return summary

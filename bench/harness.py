@@ -17,6 +17,7 @@ and nothing touches the project's data or tracking store:
 
 It prints a table and writes metrics/bench.json. It is not part of the test suite.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,18 @@ TRAINING_STAGES = ["train_lstm", "train_bert"]
 DEEP_MODELS = ["lstm", "bert"]
 # --- dvc repro ------------------------------------------------------------------------
 
+
 def timed_repro(repo: Path, env: dict[str, str], sample: bool = False) -> dict[str, Any]:
     """Run `dvc repro`, echo its stage lines, and time it (and, optionally, every stage)."""
     started = time.monotonic()
-    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     sampler = StageSampler(proc.pid) if sample else None
     if sampler:
         sampler.start()
@@ -70,8 +78,11 @@ def timed_repro(repo: Path, env: dict[str, str], sample: bool = False) -> dict[s
         sampler.join()
     if returncode != 0:
         raise SystemExit(f"bench: dvc repro failed in {repo}:\n{''.join(output[-40:])}")
-    return {"seconds": round(seconds, 2), "ran": ran,
-            "stages": sampler.figures() if sampler else {}}
+    return {
+        "seconds": round(seconds, 2),
+        "ran": ran,
+        "stages": sampler.figures() if sampler else {},
+    }
 
 
 def set_params(repo: Path, changes: dict[str, dict[str, Any]]) -> None:
@@ -92,26 +103,34 @@ def parse_assignment(text: str) -> dict[str, dict[str, Any]]:
     return {section: {name: yaml.safe_load(value)}}
 
 
-def logging_overhead(uri: str, experiment: str, stages: dict[str, dict[str, float]]
-                     ) -> dict[str, dict[str, float]]:
+def logging_overhead(
+    uri: str, experiment: str, stages: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     overhead = {}
     for stage in TRAINING_STAGES:
-        runs = client.search_runs([found.experiment_id], f"tags.`dvc.stage` = '{stage}'",
-                                  order_by=["attributes.start_time ASC"], max_results=1)  # the full repro's run
+        runs = client.search_runs(
+            [found.experiment_id],
+            f"tags.`dvc.stage` = '{stage}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )  # the full repro's run
         if not runs:
             continue
         seconds = runs[0].data.metrics.get("mlflow_logging_seconds", float("nan"))
         stage_seconds = stages.get(stage, {}).get("seconds") or float("nan")
-        overhead[stage] = {"logging_seconds": round(seconds, 2),
-                           "share_of_stage": round(seconds / stage_seconds, 4)}
+        overhead[stage] = {
+            "logging_seconds": round(seconds, 2),
+            "share_of_stage": round(seconds / stage_seconds, 4),
+        }
     return overhead
 
 
 # --- the run --------------------------------------------------------------------------
+
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from fakenews.tracking.server import running_server
@@ -129,7 +148,9 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         full = timed_repro(repo, env, sample=True)
         say(f"full repro: {full['seconds']:.0f} s")
         say("quality: every model on the test split, the LSTM retrained per seed")
-        quality = quality_report(repo, default_seeds(repo))  # while every output comes from default params
+        quality = quality_report(
+            repo, default_seeds(repo)
+        )  # while every output comes from default params
         noop = [timed_repro(repo, env) for _ in range(args.noop_runs)]
         say(f"no-op repro: median {statistics.median(r['seconds'] for r in noop):.1f} s")
         incremental = None
@@ -139,26 +160,37 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             incremental = timed_repro(repo, env, sample=True)
             incremental["changed"] = args.incremental_param
             incremental["quality"] = quality_table(repo)["models"]
-        titles = load_splits(repo / "data/split/assignment.parquet",
-                             repo / "data/ingested/headlines.parquet", ["id", "title"])["test"]["title"].tolist()
+        titles = load_splits(
+            repo / "data/split/assignment.parquet",
+            repo / "data/ingested/headlines.parquet",
+            ["id", "title"],
+        )["test"]["title"].tolist()
         inference = {}
         for name in DEEP_MODELS:
             uri = read_json(repo / "models" / name / "mlflow_run.json")["model_uri"]
             say(f"pyfunc throughput of {name}")
             inference[name] = pyfunc_throughput(uri, titles, args.throughput_repeats)
         say("serving the champion with mlflow models serve")
-        registered = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["registered_model"]
-        serving = serve_latency(f"models:/{registered}@champion", env, titles[:args.serve_requests])
+        registered = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"][
+            "registered_model"
+        ]
+        serving = serve_latency(
+            f"models:/{registered}@champion", env, titles[: args.serve_requests]
+        )
         overhead = logging_overhead(server.uri, experiment, full["stages"])
     return {
         "profile": args.profile,
-        "machine": {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        },
         "repro": {
-            "full_seconds": full["seconds"], "full_ran": full["ran"],
+            "full_seconds": full["seconds"],
+            "full_ran": full["ran"],
             "noop_seconds_median": round(statistics.median(r["seconds"] for r in noop), 2),
             "noop_ran": sorted({s for r in noop for s in r["ran"]}),
-            "incremental": incremental and {k: incremental[k] for k in ("seconds", "ran", "changed",
-                                                                         "quality")},
+            "incremental": incremental
+            and {k: incremental[k] for k in ("seconds", "ran", "changed", "quality")},
         },
         "stages": full["stages"],
         "incremental_stages": incremental["stages"] if incremental else {},
@@ -171,21 +203,33 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def sandbox_env(uri: str, experiment: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-                "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment,
-                **TENSORFLOW_ENV})
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_EXPERIMENT_NAME": experiment,
+            **TENSORFLOW_ENV,
+        }
+    )
     return env
 
 
 def render(report: dict[str, Any]) -> str:
     repro, lines = report["repro"], []
-    lines.append(f"profile {report['profile']} on {report['machine']['cpus']} CPUs, "
-                 f"{report['machine']['memory_gib']} GiB")
+    lines.append(
+        f"profile {report['profile']} on {report['machine']['cpus']} CPUs, "
+        f"{report['machine']['memory_gib']} GiB"
+    )
     lines.append(f"full dvc repro (empty cache)  {repro['full_seconds']:8.1f} s")
-    lines.append(f"no-op dvc repro (median)      {repro['noop_seconds_median']:8.1f} s  ran: {repro['noop_ran'] or 'nothing'}")
+    lines.append(
+        f"no-op dvc repro (median)      {repro['noop_seconds_median']:8.1f} s  ran: "
+        f"{repro['noop_ran'] or 'nothing'}"
+    )
     if repro["incremental"]:
         inc = repro["incremental"]
-        lines.append(f"incremental ({inc['changed']})  {inc['seconds']:8.1f} s  ran: {', '.join(inc['ran'])}")
+        lines.append(
+            f"incremental ({inc['changed']})  {inc['seconds']:8.1f} s  ran: {', '.join(inc['ran'])}"
+        )
     lines.append("\nstage         seconds   peak RSS MiB")
     for stage in STAGES:
         fig = report["stages"].get(stage)
@@ -193,39 +237,63 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"{stage:12s} {fig['seconds']:8.1f}   {fig['peak_rss_mib']:8d}")
     lines.append("\nMLflow logging per training run")
     for stage, fig in report["mlflow_logging"].items():
-        lines.append(f"  {stage:12s} {fig['logging_seconds']:6.2f} s ({fig['share_of_stage']:.2%} of the stage)")
+        lines.append(
+            f"  {stage:12s} {fig['logging_seconds']:6.2f} s ({fig['share_of_stage']:.2%} of "
+            "the stage)"
+        )
     lines.append("\npyfunc inference")
     for name, fig in report["pyfunc"].items():
-        lines.append(f"  {name:5s} {fig['headlines_per_second']:8.1f} headlines/s (batch of {fig['batch_rows']}), "
-                     f"one headline {fig['single_row_ms']} ms, load {fig['load_seconds']} s")
+        lines.append(
+            f"  {name:5s} {fig['headlines_per_second']:8.1f} headlines/s (batch of "
+            f"{fig['batch_rows']}), "
+            f"one headline {fig['single_row_ms']} ms, load {fig['load_seconds']} s"
+        )
     serve = report["serve"]
-    lines.append(f"mlflow models serve, champion: median {serve['median_ms']} ms, p95 {serve['p95_ms']} ms "
-                 f"over {serve['requests']} one-headline requests")
+    lines.append(
+        f"mlflow models serve, champion: median {serve['median_ms']} ms, p95 {serve['p95_ms']} ms "
+        f"over {serve['requests']} one-headline requests"
+    )
     after = []
     if repro["incremental"]:
         inc = repro["incremental"]
         for name in (n for n in inc["ran"] if n.startswith("train_")):
             q = inc["quality"][name.removeprefix("train_")]
-            after.append(f"{name.removeprefix('train_'):14s} {q['accuracy']:.3f}"
-                         f"{'':19s}{q['roc_auc']:.3f}    after {inc['changed']}")
+            after.append(
+                f"{name.removeprefix('train_'):14s} {q['accuracy']:.3f}"
+                f"{'':19s}{q['roc_auc']:.3f}    after {inc['changed']}"
+            )
     lines.extend(render_quality(report["quality"], after))
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__,
+        prog="python -m bench",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Default params take about 40 minutes on 2 CPUs; --profile tiny about 5.")
-    parser.add_argument("--profile", choices=["default", "tiny"], default="default",
-                        help="default params, or the tests' tiny profile to check the harness")
-    parser.add_argument("--noop-runs", type=int, default=3, help="no-op repros to take the median of")
-    parser.add_argument("--incremental-param", default="train_bert.seed=43",
-                        help="section.key=value to change before the incremental repro; '' skips it")
+        epilog="Default params take about 40 minutes on 2 CPUs; --profile tiny about 5.",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=["default", "tiny"],
+        default="default",
+        help="default params, or the tests' tiny profile to check the harness",
+    )
+    parser.add_argument(
+        "--noop-runs", type=int, default=3, help="no-op repros to take the median of"
+    )
+    parser.add_argument(
+        "--incremental-param",
+        default="train_bert.seed=43",
+        help="section.key=value to change before the incremental repro; '' skips it",
+    )
     parser.add_argument("--throughput-repeats", type=int, default=3)
     parser.add_argument("--serve-requests", type=int, default=50)
-    parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"),
-                        help="where to write the figures (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default=str(PROJECT_ROOT / "metrics" / "bench.json"),
+        help="where to write the figures (default: %(default)s)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the sandbox folder and say where")
     return parser
 

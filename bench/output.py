@@ -1,5 +1,6 @@
 """What every benchmark shares on its way out: progress lines on stderr, and its own key
 of metrics/bench.json."""
+
 from __future__ import annotations
 
 import sys

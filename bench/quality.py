@@ -6,6 +6,7 @@ and the LSTM's spread over seeds.
 LSTM in-process with each seed (no tracking server; same params, data and vocabulary
 rules as the stage) and updates only the `quality` key of metrics/bench.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,15 @@ from fakenews.data.params import PROJECT_ROOT, load_params
 from fakenews.data.splits import load_splits
 
 REFERENCE = "tfidf_logreg"  # the bar the LSTM must clear
-SCORES = ["accuracy", "accuracy_ci_low", "accuracy_ci_high", "roc_auc", "roc_auc_ci_low",
-          "roc_auc_ci_high", "f1"]
+SCORES = [
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "roc_auc",
+    "roc_auc_ci_low",
+    "roc_auc_ci_high",
+    "f1",
+]
 # Figures from the reference article, on its own data: not comparable with ours.
 ARTICLE_REFERENCES = {
     "article LSTM (2,095 headlines)": 0.594,
@@ -38,8 +46,10 @@ def quality_table(repo: Path) -> dict[str, Any]:
     split = read_json(repo / "metrics" / "split.json")["test"]
     return {
         "test_split": {"rows": split["rows"], "fake_rate": split["fake_rate"]},
-        "models": {name: {k: round(v, 4) for k, v in scores.items() if k in SCORES}
-                   for name, scores in evaluation.items()},
+        "models": {
+            name: {k: round(v, 4) for k, v in scores.items() if k in SCORES}
+            for name, scores in evaluation.items()
+        },
         "other_data": ARTICLE_REFERENCES,
     }
 
@@ -61,22 +71,38 @@ def lstm_seed_spread(repo: Path, seeds: list[int]) -> dict[str, Any]:
     per_seed = {}
     for seed in seeds:
         started = time.monotonic()
-        model, history = lstm.train(ids["train"], labels["train"], ids["val"], labels["val"],
-                                    inputs.embeddings, params.train_lstm.model_copy(update={"seed": seed}))
+        model, history = lstm.train(
+            ids["train"],
+            labels["train"],
+            ids["val"],
+            labels["val"],
+            inputs.embeddings,
+            params.train_lstm.model_copy(update={"seed": seed}),
+        )
         threshold = choose_threshold(labels["val"], lstm.predict(model, ids["val"]))
         scores = binary_metrics(labels["test"], lstm.predict(model, ids["test"]), threshold)
-        per_seed[str(seed)] = {"accuracy": round(scores["accuracy"], 4),
-                               "roc_auc": round(scores["roc_auc"], 4),
-                               "epochs": len(history["loss"]),
-                               "seconds": round(time.monotonic() - started, 1)}
-    return {"seeds": per_seed, **{metric: spread([s[metric] for s in per_seed.values()])
-                                  for metric in ("accuracy", "roc_auc")}}
+        per_seed[str(seed)] = {
+            "accuracy": round(scores["accuracy"], 4),
+            "roc_auc": round(scores["roc_auc"], 4),
+            "epochs": len(history["loss"]),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    return {
+        "seeds": per_seed,
+        **{
+            metric: spread([s[metric] for s in per_seed.values()])
+            for metric in ("accuracy", "roc_auc")
+        },
+    }
 
 
 def spread(values: list[float]) -> dict[str, float]:
-    return {"mean": round(statistics.mean(values), 4),
-            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
+    return {
+        "mean": round(statistics.mean(values), 4),
+        "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def quality_report(repo: Path, seeds: list[int]) -> dict[str, Any]:
@@ -87,7 +113,8 @@ def quality_report(repo: Path, seeds: list[int]) -> dict[str, Any]:
     if seeds_report and reference:
         seeds_report["every_seed_beats_" + REFERENCE] = all(
             s["accuracy"] > reference["accuracy"] and s["roc_auc"] > reference["roc_auc"]
-            for s in seeds_report["seeds"].values())
+            for s in seeds_report["seeds"].values()
+        )
     return {**table, "lstm_seeds": seeds_report}
 
 
@@ -95,20 +122,32 @@ def render_quality(quality: dict[str, Any], after_models: list[str] = ()) -> lis
     """The quality table as text lines; `after_models` (e.g. an incremental repro's rows)
     go below the models."""
     split = quality["test_split"]
-    lines = [f"\ntest split: {split['rows']} headlines, fake rate {split['fake_rate']:.3f}",
-             "model           accuracy (95% CI)        ROC-AUC (95% CI)"]
+    lines = [
+        f"\ntest split: {split['rows']} headlines, fake rate {split['fake_rate']:.3f}",
+        "model           accuracy (95% CI)        ROC-AUC (95% CI)",
+    ]
     for name, q in quality["models"].items():
-        lines.append(f"{name:14s} {q['accuracy']:.3f} ({q['accuracy_ci_low']:.3f}-{q['accuracy_ci_high']:.3f})"
-                     f"    {q['roc_auc']:.3f} ({q['roc_auc_ci_low']:.3f}-{q['roc_auc_ci_high']:.3f})")
+        lines.append(
+            f"{name:14s} {q['accuracy']:.3f} "
+            f"({q['accuracy_ci_low']:.3f}-{q['accuracy_ci_high']:.3f})"
+            f"    {q['roc_auc']:.3f} ({q['roc_auc_ci_low']:.3f}-{q['roc_auc_ci_high']:.3f})"
+        )
     lines.extend(after_models)
     seeds = quality.get("lstm_seeds")
     if seeds:
-        lines.append("LSTM per seed  " + "  ".join(f"{seed}: {s['accuracy']:.3f} / {s['roc_auc']:.3f}"
-                                                   for seed, s in seeds["seeds"].items()))
+        lines.append(
+            "LSTM per seed  "
+            + "  ".join(
+                f"{seed}: {s['accuracy']:.3f} / {s['roc_auc']:.3f}"
+                for seed, s in seeds["seeds"].items()
+            )
+        )
         acc, auc = seeds["accuracy"], seeds["roc_auc"]
-        lines.append(f"LSTM over seeds accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, "
-                     f"ROC-AUC {auc['mean']:.3f} ± {auc['std']:.3f} (mean ± sd); every seed above "
-                     f"{REFERENCE} on both: {seeds.get('every_seed_beats_' + REFERENCE)}")
+        lines.append(
+            f"LSTM over seeds accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, "
+            f"ROC-AUC {auc['mean']:.3f} ± {auc['std']:.3f} (mean ± sd); every seed above "
+            f"{REFERENCE} on both: {seeds.get('every_seed_beats_' + REFERENCE)}"
+        )
     lines.append("other data, for context only:")
     for name, accuracy in quality["other_data"].items():
         lines.append(f"  {name:36s} accuracy {accuracy:.3f}")
@@ -122,14 +161,28 @@ def default_seeds(repo: Path, count: int = 3) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repo", default=str(PROJECT_ROOT),
-                        help="a project whose pipeline has run (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, nargs="*", default=None,
-                        help="LSTM seeds (default: train_lstm.seed and the next two)")
-    parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"),
-                        help="the bench figures whose `quality` key is replaced (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.quality",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--repo",
+        default=str(PROJECT_ROOT),
+        help="a project whose pipeline has run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=None,
+        help="LSTM seeds (default: train_lstm.seed and the next two)",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(PROJECT_ROOT / "metrics" / "bench.json"),
+        help="the bench figures whose `quality` key is replaced (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     repo = Path(args.repo)
     seeds = default_seeds(repo) if args.seeds is None else args.seeds

@@ -1,4 +1,5 @@
 """Wall time and peak RSS of each DVC stage, sampled from the process tree of `dvc repro`."""
+
 from __future__ import annotations
 
 import threading
@@ -49,9 +50,13 @@ class StageSampler(Poller):
             seen["last"], seen["peak_rss"] = now, max(seen["peak_rss"], total)
 
     def figures(self) -> dict[str, dict[str, float]]:
-        return {stage: {"seconds": round(s["last"] - s["first"], 1),
-                        "peak_rss_mib": round(s["peak_rss"] / 2**20)}
-                for stage, s in self.stages.items()}
+        return {
+            stage: {
+                "seconds": round(s["last"] - s["first"], 1),
+                "peak_rss_mib": round(s["peak_rss"] / 2**20),
+            }
+            for stage, s in self.stages.items()
+        }
 
 
 def _stage_of(proc: psutil.Process) -> str | None:

@@ -10,8 +10,10 @@ the machine twice a second, then prints:
 - the floor it sets: busy CPU-minutes / cores is the least wall time this machine can do.
 
 The busy time is the whole machine's, so run it with nothing else running. On a shared
-machine the wall time varies 2-3x between runs; the CPU figures by kind are what to compare. Writes the `suite` key of metrics/bench.json, leaving the others.
+machine the wall time varies 2-3x between runs; the CPU figures by kind are what to
+compare. Writes the `suite` key of metrics/bench.json, leaving the others.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,23 +73,30 @@ class CpuSampler(Poller):
                 key = (proc.info["pid"], proc.info["create_time"])
                 if key not in self.seen:
                     new = proc.info["create_time"] >= self.started
-                    self.seen[key] = {"kind": kind_of(" ".join(proc.info["cmdline"] or [])),
-                                      "base": 0.0 if new else used, "used": used,
-                                      "own": proc.info["pid"] == self.me}
+                    self.seen[key] = {
+                        "kind": kind_of(" ".join(proc.info["cmdline"] or [])),
+                        "base": 0.0 if new else used,
+                        "used": used,
+                        "own": proc.info["pid"] == self.me,
+                    }
                 self.seen[key]["used"] = used
             except psutil.Error:
                 continue
 
     def by_kind(self) -> dict[str, dict[str, float]]:
-        kinds: dict[str, dict[str, float]] = defaultdict(lambda: {"processes": 0, "cpu_seconds": 0.0})
+        kinds: dict[str, dict[str, float]] = defaultdict(
+            lambda: {"processes": 0, "cpu_seconds": 0.0}
+        )
         for record in self.seen.values():
             spent = record["used"] - record["base"]
             if record["own"] or spent <= 0:
                 continue
             kinds[record["kind"]]["processes"] += 1
             kinds[record["kind"]]["cpu_seconds"] += spent
-        return {kind: {"processes": int(v["processes"]), "cpu_seconds": round(v["cpu_seconds"], 1)}
-                for kind, v in sorted(kinds.items(), key=lambda kv: -kv[1]["cpu_seconds"])}
+        return {
+            kind: {"processes": int(v["processes"]), "cpu_seconds": round(v["cpu_seconds"], 1)}
+            for kind, v in sorted(kinds.items(), key=lambda kv: -kv[1]["cpu_seconds"])
+        }
 
 
 def busy_seconds() -> float:
@@ -107,31 +116,52 @@ def measure(command: list[str]) -> dict[str, Any]:
     sampler.join()
     kinds = sampler.by_kind()
     cores = psutil.cpu_count()
-    return {"command": shlex.join(command), "exit_status": status, "cores": cores,
-            "wall_minutes": round(wall / 60, 2), "busy_cpu_minutes": round(busy / 60, 2),
-            "sampled_cpu_minutes": round(sum(k["cpu_seconds"] for k in kinds.values()) / 60, 2),
-            "floor_minutes": round(busy / 60 / cores, 2),
-            "utilisation": round(busy / wall / cores, 2), "by_kind": kinds}
+    return {
+        "command": shlex.join(command),
+        "exit_status": status,
+        "cores": cores,
+        "wall_minutes": round(wall / 60, 2),
+        "busy_cpu_minutes": round(busy / 60, 2),
+        "sampled_cpu_minutes": round(sum(k["cpu_seconds"] for k in kinds.values()) / 60, 2),
+        "floor_minutes": round(busy / 60 / cores, 2),
+        "utilisation": round(busy / wall / cores, 2),
+        "by_kind": kinds,
+    }
 
 
 def render(figures: dict[str, Any]) -> str:
-    lines = [f"{figures['command']}: exit {figures['exit_status']}, {figures['wall_minutes']:.1f} min wall",
-             f"CPU busy {figures['busy_cpu_minutes']:.1f} CPU-min on {figures['cores']} cores "
-             f"({figures['utilisation']:.0%} used): no faster than {figures['floor_minutes']:.1f} min here",
-             f"sampled by process: {figures['sampled_cpu_minutes']:.1f} CPU-min",
-             "", "| kind of process | processes | CPU s | share |", "|---|---|---|---|"]
+    lines = [
+        f"{figures['command']}: exit {figures['exit_status']}, {figures['wall_minutes']:.1f} "
+        "min wall",
+        f"CPU busy {figures['busy_cpu_minutes']:.1f} CPU-min on {figures['cores']} cores "
+        f"({figures['utilisation']:.0%} used): no faster than {figures['floor_minutes']:.1f} "
+        "min here",
+        f"sampled by process: {figures['sampled_cpu_minutes']:.1f} CPU-min",
+        "",
+        "| kind of process | processes | CPU s | share |",
+        "|---|---|---|---|",
+    ]
     total = sum(k["cpu_seconds"] for k in figures["by_kind"].values()) or 1.0
     for kind, k in figures["by_kind"].items():
         if k["cpu_seconds"] >= 1:
-            lines.append(f"| {kind} | {k['processes']} | {k['cpu_seconds']:.0f} | {k['cpu_seconds'] / total:.0%} |")
+            lines.append(
+                f"| {kind} | {k['processes']} | {k['cpu_seconds']:.0f} | "
+                f"{k['cpu_seconds'] / total:.0%} |"
+            )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.suite", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--command", default="make test",
-                        help="what to run and measure (default: %(default)s, as .ci/run)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.suite",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--command",
+        default="make test",
+        help="what to run and measure (default: %(default)s, as .ci/run)",
+    )
     parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"))
     args = parser.parse_args(argv)
     figures = measure(shlex.split(args.command))

@@ -11,6 +11,7 @@ Fault (bench.team_fault): PostgreSQL killed while train_lstm runs on the tiny pr
 Both servers run in a throwaway folder on free loopback ports. Prints a table and writes
 metrics/bench_team.json. Not part of the test suite.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,11 +67,18 @@ def client_run(uri: str, experiment_id: str, index: int, work: str) -> dict[str,
         latencies.append(time.perf_counter() - started)
     client.log_artifact(run_id, str(artifact))
     client.set_terminated(run_id)
-    return {"run_id": run_id, "latencies": latencies, "errors": errors,
-            "seconds": time.monotonic() - began, "sha256": hashlib.sha256(artifact.read_bytes()).hexdigest()}
+    return {
+        "run_id": run_id,
+        "latencies": latencies,
+        "errors": errors,
+        "seconds": time.monotonic() - began,
+        "sha256": hashlib.sha256(artifact.read_bytes()).hexdigest(),
+    }
 
 
-def load(uri: str, credentials: dict[str, str], clients: int, label: str, work: Path) -> dict[str, Any]:
+def load(
+    uri: str, credentials: dict[str, str], clients: int, label: str, work: Path
+) -> dict[str, Any]:
     """`clients` concurrent runs against `uri`; figures, and what a read-back found."""
     from mlflow.tracking import MlflowClient
 
@@ -78,9 +86,12 @@ def load(uri: str, credentials: dict[str, str], clients: int, label: str, work: 
     experiment_id = MlflowClient(uri).create_experiment(f"bench-{label}-{clients}-{time.time_ns()}")
     context = multiprocessing.get_context("spawn")
     release = context.Manager().Event()
-    with ProcessPoolExecutor(clients, mp_context=context, initializer=_init,
-                             initargs=(release, credentials)) as pool:
-        futures = [pool.submit(client_run, uri, experiment_id, i, str(work)) for i in range(clients)]
+    with ProcessPoolExecutor(
+        clients, mp_context=context, initializer=_init, initargs=(release, credentials)
+    ) as pool:
+        futures = [
+            pool.submit(client_run, uri, experiment_id, i, str(work)) for i in range(clients)
+        ]
         time.sleep(2 + 0.5 * clients)  # let every process import mlflow before the start
         began = time.monotonic()
         release.set()
@@ -88,7 +99,8 @@ def load(uri: str, credentials: dict[str, str], clients: int, label: str, work: 
         wall = time.monotonic() - began
     latencies = sorted(x for r in results for x in r["latencies"])
     figures = {
-        "clients": clients, "wall_seconds": round(wall, 2),
+        "clients": clients,
+        "wall_seconds": round(wall, 2),
         "runs_per_second": round(clients / wall, 3),
         "metric_calls_per_second": round(len(latencies) / wall, 1),
         "metric_call_ms_p50": round(1000 * statistics.median(latencies), 2),
@@ -99,7 +111,9 @@ def load(uri: str, credentials: dict[str, str], clients: int, label: str, work: 
     return figures
 
 
-def read_back(client, experiment_id: str, results: list[dict[str, Any]], work: Path) -> dict[str, Any]:
+def read_back(
+    client, experiment_id: str, results: list[dict[str, Any]], work: Path
+) -> dict[str, Any]:
     """Count what the server kept of every run: params, metric points, artifact bytes."""
     runs = client.search_runs([experiment_id])
     lost = 0
@@ -108,14 +122,22 @@ def read_back(client, experiment_id: str, results: list[dict[str, Any]], work: P
         history = client.get_metric_history(result["run_id"], "loss")
         folder = tempfile.mkdtemp(dir=work)
         blob = Path(client.download_artifacts(result["run_id"], "blob.bin", folder))
-        lost += (len(run.data.params) != PARAMS) + (len(history) != POINTS - result["errors"]) \
-            + (hashlib.sha256(blob.read_bytes()).hexdigest() != result["sha256"]) \
+        lost += (
+            (len(run.data.params) != PARAMS)
+            + (len(history) != POINTS - result["errors"])
+            + (hashlib.sha256(blob.read_bytes()).hexdigest() != result["sha256"])
             + (run.info.status != "FINISHED")
-    return {"runs": len(runs), "expected_runs": len(results), "lost_items": lost,
-            "metric_points": sum(len(client.get_metric_history(r["run_id"], "loss")) for r in results)}
+        )
+    return {
+        "runs": len(runs),
+        "expected_runs": len(results),
+        "lost_items": lost,
+        "metric_points": sum(len(client.get_metric_history(r["run_id"], "loss")) for r in results),
+    }
 
 
 # --- the two servers ------------------------------------------------------------------------
+
 
 def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from bench import team_fault
@@ -126,15 +148,18 @@ def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"load": {}}
     with running_server(work / "sqlite") as local:
         say(f"SQLite server at {local.uri}")
-        report["load"]["sqlite"] = {str(n): load(local.uri, {}, n, "sqlite", work) for n in args.clients}
+        report["load"]["sqlite"] = {
+            str(n): load(local.uri, {}, n, "sqlite", work) for n in args.clients
+        }
     root = work / "team"
     root.mkdir(mode=0o711)
     team = stack.up(root, say=say, port=free_port())
     try:
         env = read_env_file(team.paths.client_env(ADMIN))
         credentials = {k: v for k, v in env.items() if k.startswith("MLFLOW_")}
-        report["load"]["team"] = {str(n): load(team.uri, credentials, n, "team", work)
-                                  for n in args.clients}
+        report["load"]["team"] = {
+            str(n): load(team.uri, credentials, n, "team", work) for n in args.clients
+        }
         if not args.skip_fault:
             report["fault"] = team_fault.kill_postgres_during_training(team, credentials, work)
     finally:
@@ -143,32 +168,51 @@ def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = ["| backend | clients | runs/s | metric calls/s | metric call p50 / p95 ms | errors | lost |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| backend | clients | runs/s | metric calls/s | metric call p50 / p95 ms | errors | "
+        "lost |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for backend, by_clients in report["load"].items():
         for n, f in by_clients.items():
-            lines.append(f"| {backend} | {n} | {f['runs_per_second']:.2f} | {f['metric_calls_per_second']:.0f} "
-                         f"| {f['metric_call_ms_p50']:.1f} / {f['metric_call_ms_p95']:.1f} | {f['errors']} "
-                         f"| {f['read_back']['lost_items']} |")
+            lines.append(
+                f"| {backend} | {n} | {f['runs_per_second']:.2f} | "
+                f"{f['metric_calls_per_second']:.0f} "
+                f"| {f['metric_call_ms_p50']:.1f} / {f['metric_call_ms_p95']:.1f} | {f['errors']} "
+                f"| {f['read_back']['lost_items']} |"
+            )
     if "fault" in report:
         lines.append(f"\nfault: {report['fault']}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.team", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16],
-                        help="concurrent client counts (default: 1,4,16)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.team",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--clients",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 4, 16],
+        help="concurrent client counts (default: 1,4,16)",
+    )
     parser.add_argument("--skip-fault", action="store_true", help="load figures only")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench_team.json"))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-team-") as tmp:
         work = Path(tmp)
         work.chmod(0o711)  # PostgreSQL runs as the postgres user and must walk into it
-        report = {"machine": {"cpus": os.cpu_count()}, "per_client": {
-            "params": PARAMS, "metric_points": POINTS, "artifact_bytes": ARTIFACT_BYTES},
-            **bench_backends(args, work)}
+        report = {
+            "machine": {"cpus": os.cpu_count()},
+            "per_client": {
+                "params": PARAMS,
+                "metric_points": POINTS,
+                "artifact_bytes": ARTIFACT_BYTES,
+            },
+            **bench_backends(args, work),
+        }
     write_json(report, args.out)
     print(render(report))
     say(f"wrote {args.out}")

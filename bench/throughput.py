@@ -15,6 +15,7 @@ so it takes minutes, not the full benchmark's rebuild:
 
 Writes the `throughput` key of metrics/bench.json (other keys are kept) and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 import fakenews  # noqa: F401  (TensorFlow's environment first)
+from bench.bert_training import training_throughput
 from bench.hardware import (
     Interleaved,
     MatmulBound,
@@ -36,11 +38,11 @@ from bench.hardware import (
 )
 from bench.output import write_bench_key
 from fakenews.data.params import PROJECT_ROOT, load_params, project_path
-from fakenews.data.sections import Params, TrainBertParams
+from fakenews.data.sections import Params
 from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError, cli_errors
-from fakenews.precision import bfloat16_support
 from fakenews.evaluation import binary_metrics
+from fakenews.precision import bfloat16_support
 
 KEY = "throughput"
 
@@ -59,105 +61,40 @@ def word_pieces(model, titles: list[str], cap: int) -> np.ndarray:
     return np.minimum(pieces.merge_dims(1, -1).row_lengths().numpy() + 2, cap)
 
 
-def bert_scoring(model_dir: Path, titles: list[str], test: pd.DataFrame, bounds: dict,
-                 flops: float, rounds: int) -> dict[str, Any]:
+def bert_scoring(
+    model_dir: Path, titles: list[str], test: pd.DataFrame, bounds: dict, flops: float, rounds: int
+) -> dict[str, Any]:
     frame = pd.DataFrame({"title": titles})
     precisions = ["float32", "bfloat16"] if "bfloat16" in bounds else ["float32"]
     models = {p: load_pyfunc(model_dir, inference_precision=p) for p in precisions}
     if "bfloat16" in models and not models["bfloat16"].unwrap_python_model().scorer.bfloat16:
-        raise PipelineError(f"{model_dir} predates inference_precision (MLflow ignored the "
-                            f"override): rerun train_bert (dvc repro) and the benchmark")
+        raise PipelineError(
+            f"{model_dir} predates inference_precision (MLflow ignored the "
+            f"override): rerun train_bert (dvc repro) and the benchmark"
+        )
     works = {p: (lambda m=m: m.predict(frame)) for p, m in models.items()}
     figures = Interleaved(bounds, flops).measure(works, len(titles), rounds)
     threshold = float(models["float32"].unwrap_python_model().config["threshold"])
-    scored = {p: m.predict(test[["title"]])["fake_probability"].to_numpy() for p, m in models.items()}
+    scored = {
+        p: m.predict(test[["title"]])["fake_probability"].to_numpy() for p, m in models.items()
+    }
     for p in precisions:
         quality = binary_metrics(test["label"], scored[p], threshold)
         figures[p]["test"] = {k: round(quality[k], 4) for k in ("accuracy", "roc_auc")}
-        figures[p]["max_abs_probability_difference"] = float(np.abs(scored[p] - scored["float32"]).max())
+        figures[p]["max_abs_probability_difference"] = float(
+            np.abs(scored[p] - scored["float32"]).max()
+        )
     if "bfloat16" in figures:
-        speedups = np.divide(figures["bfloat16"]["items_per_second"], figures["float32"]["items_per_second"])
+        speedups = np.divide(
+            figures["bfloat16"]["items_per_second"], figures["float32"]["items_per_second"]
+        )
         figures["bfloat16_speedup_median"] = round(float(np.median(speedups)), 2)
     return figures
 
 
-def training_throughput(params: TrainBertParams, train: pd.DataFrame, bounds: dict, config: dict,
-                        rows: int, rounds: int) -> dict[str, Any]:
-    """train_bert's model and batches on the first `rows` training headlines, one epoch a round."""
-    from fakenews.models.bert import build_model, length_grouped_batches
-    from fakenews.precision import bfloat16_compute
-    from fakenews.training import set_seeds
-
-    set_seeds(params.seed)
-    train = train.head(rows)
-    batch_size = params.batch_size
-    model = build_model(params, steps_per_epoch=-(-len(train) // batch_size))
-    batches = length_grouped_batches(model.bert_preprocessor, train, batch_size,
-                                     params.length_group_batches, params.seed, shuffle=True)
-    lengths = word_pieces_of(model.bert_preprocessor, train["title"].tolist(), params.seq_length)
-    padded = sum(len(b) * lengths[b].max() for b in batches.batches)
-    flops = 3 * float(encoder_flops(lengths, config).mean())  # forward + backward (2x)
-    precisions = ["float32", "mixed_bfloat16"] if "bfloat16" in bounds else ["float32"]
-
-    def epoch(precision: str):
-        with bfloat16_compute(precision == "mixed_bfloat16"):
-            model.fit(batches, epochs=1, verbose=0, shuffle=False)
-
-    figures = Interleaved(bounds, flops).measure({p: (lambda p=p: epoch(p)) for p in precisions},
-                          len(train), rounds)
-    figures["rows"], figures["batch_size"] = len(train), batch_size
-    figures["padding_overhead"] = round(padded / lengths.sum() - 1, 3)
-    figures["step_breakdown_ms"] = step_breakdown(model, batches, bounds["float32"], config, lengths)
-    return figures
-
-
-def word_pieces_of(preprocessor, titles: list[str], cap: int) -> np.ndarray:
-    import tensorflow as tf
-
-    pieces = preprocessor.tokenize(tf.constant(titles))
-    return np.minimum(pieces.merge_dims(1, -1).row_lengths().numpy() + 2, cap)
-
-
-def step_breakdown(model, batches, bound: MatmulBound, config: dict, lengths: np.ndarray,
-                   repeats: int = 5) -> dict[str, float]:
-    """Milliseconds per float32 step on the median-length batch: forward, + backward, full
-    Keras step (+ Adam and metrics), against the matmul-only time of the same FLOPs."""
-    import tensorflow as tf
-
-    median = sorted(range(len(batches)), key=lambda i: lengths[batches.batches[i]].max())[len(batches) // 2]
-    titles, labels = batches[median]
-    labels = tf.constant(labels, tf.float32)[:, None]
-    rows = batches.batches[median]
-    loss_fn = tf.keras.losses.BinaryCrossentropy()
-
-    @tf.function(autograph=False)
-    def forward(training: bool):
-        return model(titles, training=training)
-
-    @tf.function(autograph=False)
-    def forward_backward():
-        with tf.GradientTape() as tape:
-            loss = loss_fn(labels, model(titles, training=True))
-        return tape.gradient(loss, model.trainable_variables)
-
-    steps = {"forward_inference": lambda: forward(False).numpy(),
-             "forward_training": lambda: forward(True).numpy(),
-             "forward_backward": lambda: next(iter(forward_backward())).numpy(),
-             "keras_train_step": lambda: model.train_on_batch(titles, labels)}
-    out = {}
-    for name, step in steps.items():
-        step()
-        out[name] = round(1000 * min(timed(step)[0] for _ in range(repeats)), 1)
-    gflops = bound()[0]
-    padded_forward = float(encoder_flops(np.full(len(rows), lengths[rows].max()), config).sum())
-    out["matmul_only_forward"] = round(1000 * padded_forward / (gflops * 1e9), 1)
-    out["matmul_only_train_step"] = round(3 * out["matmul_only_forward"], 1)
-    out["rows"], out["word_pieces"] = len(rows), int(lengths[rows].max())
-    return out
-
-
-def lstm_scoring(model_dir: Path, titles: list[str], params: Params, bounds: dict, rounds: int
-                 ) -> dict[str, Any]:
+def lstm_scoring(
+    model_dir: Path, titles: list[str], params: Params, bounds: dict, rounds: int
+) -> dict[str, Any]:
     """The LSTM pyfunc's rate, and its time split: NLTK cleaning, vocabulary lookup, TF."""
     from fakenews.text import clean_titles
 
@@ -169,12 +106,16 @@ def lstm_scoring(model_dir: Path, titles: list[str], params: Params, bounds: dic
     dim = int(np.load(vectors, mmap_mode="r").shape[1])
     flops = 2.0 * length * 4 * units * (dim + units)  # the four gates' matmuls per token
     figures = Interleaved({"float32": bounds["float32"]}, flops).measure(
-        {"float32": lambda: model.predict(frame)}, len(titles), rounds)["float32"]
+        {"float32": lambda: model.predict(frame)}, len(titles), rounds
+    )["float32"]
     figures["flops_per_headline"] = flops
     tokens = clean_titles(titles, scorer.cleaning)
-    seconds = {"nltk_cleaning": min(timed(lambda: clean_titles(titles, scorer.cleaning))[0]
-                                    for _ in range(2)),
-               "vocabulary_lookup": min(timed(lambda: scorer.encode(tokens))[0] for _ in range(2))}
+    seconds = {
+        "nltk_cleaning": min(
+            timed(lambda: clean_titles(titles, scorer.cleaning))[0] for _ in range(2)
+        ),
+        "vocabulary_lookup": min(timed(lambda: scorer.encode(tokens))[0] for _ in range(2)),
+    }
     ids = scorer.encode(tokens)
     seconds["tensorflow"] = min(timed(lambda: scorer.probabilities(ids))[0] for _ in range(2))
     figures["time_share"] = {k: round(v / sum(seconds.values()), 3) for k, v in seconds.items()}
@@ -185,7 +126,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     params = load_params(args.params)
     paths, bert_params = params.paths, params.train_bert
     parts = load_splits(project_path(paths.split), project_path(paths.ingested), ["id", "title"])
-    titles = pd.concat([parts[s] for s in ("train", "val", "test")])["title"].tolist()[:args.rows or None]
+    titles = pd.concat([parts[s] for s in ("train", "val", "test")])["title"].tolist()[
+        : args.rows or None
+    ]
     bounds = {"float32": MatmulBound("float32")}
     if bfloat16_support():
         bounds["bfloat16"] = MatmulBound("bfloat16")
@@ -199,16 +142,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine": machine(),
         "bounds_gflops": {name: round(bound()[0]) for name, bound in bounds.items()},
-        "encoder": {**config, "mean_word_pieces": round(float(lengths.mean()), 2),
-                    "gflop_per_headline": round(flops / 1e9, 4), "headlines": len(titles)},
+        "encoder": {
+            **config,
+            "mean_word_pieces": round(float(lengths.mean()), 2),
+            "gflop_per_headline": round(flops / 1e9, 4),
+            "headlines": len(titles),
+        },
     }
     say(f"bounds {report['bounds_gflops']} GFLOPS; {flops / 1e9:.3f} GFLOP per headline")
     say("BERT pyfunc scoring")
-    report["bert_scoring"] = bert_scoring(models / "bert", titles, parts["test"], bounds, flops, args.rounds)
+    report["bert_scoring"] = bert_scoring(
+        models / "bert", titles, parts["test"], bounds, flops, args.rounds
+    )
     if args.train_rows:
         say("train_bert steps")
-        report["bert_training"] = training_throughput(bert_params, parts["train"], bounds, config,
-                                                      args.train_rows, args.train_rounds)
+        report["bert_training"] = training_throughput(
+            bert_params, parts["train"], bounds, config, args.train_rows, args.train_rounds
+        )
     say("LSTM pyfunc scoring")
     report["lstm_scoring"] = lstm_scoring(models / "lstm", titles, params, bounds, args.rounds)
     return report
@@ -220,17 +170,32 @@ def say(message: str) -> None:
 
 def render(report: dict[str, Any]) -> str:
     m, e = report["machine"], report["encoder"]
-    lines = [(f"{m['device']}, {m['cpus']} CPUs (affinity {m['affinity']}), bfloat16 flags "
-              f"{m['bfloat16_flags'] or 'none'}, TF intra-op threads {m['tf_intra_op_threads']}"),
-             (f"matmul bound now: {report['bounds_gflops']} GFLOPS; encoder {e['layers']}x{e['hidden']}"
-              f"/{e['intermediate']}, {e['mean_word_pieces']} word pieces per headline, "
-              f"{e['gflop_per_headline']} GFLOP each"),
-             "", "what                      headlines/s (best)   of float32 bound (median, best, CPU-time)"]
+    lines = [
+        (
+            f"{m['device']}, {m['cpus']} CPUs (affinity {m['affinity']}), bfloat16 flags "
+            f"{m['bfloat16_flags'] or 'none'}, TF intra-op threads {m['tf_intra_op_threads']}"
+        ),
+        (
+            f"matmul bound now: {report['bounds_gflops']} GFLOPS; encoder "
+            f"{e['layers']}x{e['hidden']}"
+            f"/{e['intermediate']}, {e['mean_word_pieces']} word pieces per headline, "
+            f"{e['gflop_per_headline']} GFLOP each"
+        ),
+        "",
+        "what                      headlines/s (best)   of float32 bound (median, best, CPU-time)",
+    ]
 
     def row(name: str, fig: dict) -> None:
-        extra = (f"   of bfloat16 bound {fig['ratio_bfloat16_median']:.2f}" if "ratio_bfloat16_median" in fig else "")
-        lines.append(f"{name:26s}{fig['items_per_second_best']:10.0f}         {fig['ratio_float32_median']:.2f}, "
-                     f"{fig['ratio_float32_best']:.2f}, {fig['ratio_float32_cpu_time_median']:.2f}{extra}")
+        extra = (
+            f"   of bfloat16 bound {fig['ratio_bfloat16_median']:.2f}"
+            if "ratio_bfloat16_median" in fig
+            else ""
+        )
+        lines.append(
+            f"{name:26s}{fig['items_per_second_best']:10.0f}         "
+            f"{fig['ratio_float32_median']:.2f}, "
+            f"{fig['ratio_float32_best']:.2f}, {fig['ratio_float32_cpu_time_median']:.2f}{extra}"
+        )
 
     scoring = report["bert_scoring"]
     for precision in ("float32", "bfloat16"):
@@ -242,26 +207,38 @@ def render(report: dict[str, Any]) -> str:
     row("LSTM pyfunc", report["lstm_scoring"])
     if "bfloat16_speedup_median" in scoring:
         f32, bf16 = scoring["float32"]["test"], scoring["bfloat16"]["test"]
-        lines.append(f"\nbfloat16 scoring: {scoring['bfloat16_speedup_median']}x float32; test accuracy "
-                     f"{bf16['accuracy']:.4f} vs {f32['accuracy']:.4f}, ROC-AUC {bf16['roc_auc']:.4f} vs "
-                     f"{f32['roc_auc']:.4f}; max probability change "
-                     f"{scoring['bfloat16']['max_abs_probability_difference']:.4f}")
+        lines.append(
+            f"\nbfloat16 scoring: {scoring['bfloat16_speedup_median']}x float32; test accuracy "
+            f"{bf16['accuracy']:.4f} vs {f32['accuracy']:.4f}, ROC-AUC {bf16['roc_auc']:.4f} vs "
+            f"{f32['roc_auc']:.4f}; max probability change "
+            f"{scoring['bfloat16']['max_abs_probability_difference']:.4f}"
+        )
     if "bert_training" in report:
         t = report["bert_training"]
-        lines.append(f"training step (ms, batch of {t['step_breakdown_ms']['rows']}): {t['step_breakdown_ms']}; "
-                     f"padding overhead {t['padding_overhead']:.1%}")
+        lines.append(
+            f"training step (ms, batch of {t['step_breakdown_ms']['rows']}): "
+            f"{t['step_breakdown_ms']}; "
+            f"padding overhead {t['padding_overhead']:.1%}"
+        )
     lines.append(f"LSTM time share: {report['lstm_scoring']['time_share']}")
     return "\n".join(lines)
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--params", default=str(PROJECT_ROOT / "params.yaml"))
-    parser.add_argument("--rows", type=int, default=0, help="score only the first N headlines (0: all)")
+    parser.add_argument(
+        "--rows", type=int, default=0, help="score only the first N headlines (0: all)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved bound/score rounds")
-    parser.add_argument("--train-rows", type=int, default=512, help="training headlines per round (0: skip)")
+    parser.add_argument(
+        "--train-rows", type=int, default=512, help="training headlines per round (0: skip)"
+    )
     parser.add_argument("--train-rounds", type=int, default=2)
     parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"))
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@
 DVC stages live in `stages/`, command-line tools in `tools/`; both import from here, and
 nothing here imports them.
 """
+
 import os
 
 from fakenews.logs import quiet_defaults

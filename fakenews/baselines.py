@@ -1,6 +1,7 @@
 """The references every model is measured against, fitted on the training split only:
 TF-IDF + logistic regression (word n-grams, optionally character n-grams within words,
 C and the decision threshold chosen on validation) and the majority class."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,12 @@ from fakenews.evaluation import choose_threshold
 Predictions = dict[str, tuple[np.ndarray, float]]
 
 
-def reference_predictions(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
-                          references: dict[str, ReferenceParams]) -> Predictions:
+def reference_predictions(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+    references: dict[str, ReferenceParams],
+) -> Predictions:
     """Every TF-IDF reference of `references` and the majority class on test."""
     predictions = {}
     for name, spec in references.items():
@@ -43,8 +48,14 @@ def tfidf_reference(train: pd.DataFrame, val: pd.DataFrame, spec: ReferenceParam
 
     features = [TfidfVectorizer(ngram_range=tuple(spec.word_ngram_range), sublinear_tf=True)]
     if spec.char_ngram_range:
-        features.append(TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(spec.char_ngram_range),
-                                        min_df=spec.char_min_df, sublinear_tf=True))
+        features.append(
+            TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=tuple(spec.char_ngram_range),
+                min_df=spec.char_min_df,
+                sublinear_tf=True,
+            )
+        )
     x_train, x_val = reference_text(train, spec), reference_text(val, spec)
     y_val = val["label"].to_numpy()
     best = None

@@ -1,8 +1,9 @@
 """The command line every stage and tool shares: `--verbose`, and `--params` for stages."""
+
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from fakenews.data.params import DEFAULT_PARAMS
 from fakenews.logs import configure
@@ -13,9 +14,12 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.add_argument("--verbose", action="store_true",
-                          help="show library logs too: TensorFlow, MLflow, progress bars "
-                          "(or set FAKENEWS_LOG_LEVEL=debug)")
+        self.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show library logs too: TensorFlow, MLflow, progress bars "
+            "(or set FAKENEWS_LOG_LEVEL=debug)",
+        )
 
     def parse_args(self, args: Sequence[str] | None = None, namespace=None):  # type: ignore[override]
         parsed = super().parse_args(args, namespace)
@@ -24,7 +28,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def stage_arg_parser(stage: str, description: str) -> Parser:
-    """The common command line of a stage: `python -m stages.<stage> [--params FILE] [--verbose]`."""
+    """The common command line of a stage:
+    `python -m stages.<stage> [--params FILE] [--verbose]`."""
     parser = Parser(
         prog=f"python -m stages.{stage}",
         description=description,

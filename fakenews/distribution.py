@@ -13,14 +13,16 @@ and the dropout draws of each replica). Only the chief (task `chief`, or worker 
 the cluster has none) logs to MLflow and writes the stage's outputs; the other workers
 take part in every collective step, then save into temporary folders that are deleted.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from fakenews.data.sections import TrainingParams
 from fakenews.errors import PipelineError
@@ -38,9 +40,11 @@ def strategy_for(params: TrainingParams, stage: str):
             return tf.distribute.MirroredStrategy()
         return tf.distribute.MirroredStrategy(_logical_cpus(params.cpu_replicas, stage))
     if "TF_CONFIG" not in os.environ:
-        raise PipelineError(f"params.yaml: {stage}.distribution is multi_worker but TF_CONFIG "
-                            "is not set; give every worker the cluster and its own task "
-                            "(docs/distributed-training.md)")
+        raise PipelineError(
+            f"params.yaml: {stage}.distribution is multi_worker but TF_CONFIG "
+            "is not set; give every worker the cluster and its own task "
+            "(docs/distributed-training.md)"
+        )
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
@@ -49,11 +53,15 @@ def _logical_cpus(count: int, stage: str) -> list[str]:
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count
+        )
     except RuntimeError:  # the runtime already started in this process (e.g. a test's)
         if len(tf.config.list_logical_devices("CPU")) != count:
-            raise PipelineError(f"{stage}: cannot split the CPU into {count} devices after TensorFlow "
-                                "started; run the stage in a fresh process") from None
+            raise PipelineError(
+                f"{stage}: cannot split the CPU into {count} devices after TensorFlow "
+                "started; run the stage in a fresh process"
+            ) from None
     return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
@@ -65,8 +73,11 @@ def is_chief() -> bool:
         return True
     if task.get("type") == "chief":
         return True
-    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 \
+    return (
+        task.get("type") == "worker"
+        and int(task.get("index", 0)) == 0
         and "chief" not in (config.get("cluster") or {})
+    )
 
 
 def replica_tags(strategy) -> dict[str, str]:
@@ -74,7 +85,10 @@ def replica_tags(strategy) -> dict[str, str]:
     resolver = strategy.cluster_resolver  # None but for multi-worker strategies
     cluster = resolver.cluster_spec().as_dict() if resolver else {}
     workers = len(cluster.get("chief", [])) + len(cluster.get("worker", [])) or 1
-    return {"distribution.replicas": str(strategy.num_replicas_in_sync), "distribution.workers": str(workers)}
+    return {
+        "distribution.replicas": str(strategy.num_replicas_in_sync),
+        "distribution.workers": str(workers),
+    }
 
 
 @contextlib.contextmanager

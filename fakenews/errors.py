@@ -1,9 +1,11 @@
 """One error type for problems a user can fix, and the CLI wrapper that reports it."""
+
 from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 F = TypeVar("F", bound=Callable[..., object])
 

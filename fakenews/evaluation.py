@@ -5,6 +5,7 @@ evaluation alike); for the test split, every figure with a bootstrap 95 % interv
 resamples of the rows, and calibration: the Brier score, the expected calibration error
 and a reliability table.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,9 @@ CALIBRATION_BINS = 10
 RESAMPLE_CELLS = 4_000_000  # resamples x rows held at once by bootstrap_ci
 
 
-def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5
-                   ) -> dict[str, float]:
+def binary_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
     """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC and log loss of fake-probabilities."""
     labels = np.asarray(labels).astype(int)
     probabilities = np.clip(np.asarray(probabilities, dtype=float), 1e-7, 1 - 1e-7)
@@ -27,8 +29,12 @@ def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: flo
         "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
         "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
         "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
-        "roc_auc": float(skm.roc_auc_score(labels, probabilities)) if both_classes else float("nan"),
-        "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both_classes else float("nan"),
+        "roc_auc": float(skm.roc_auc_score(labels, probabilities))
+        if both_classes
+        else float("nan"),
+        "pr_auc": float(skm.average_precision_score(labels, probabilities))
+        if both_classes
+        else float("nan"),
         "log_loss": float(skm.log_loss(labels, probabilities, labels=[0, 1])),
     }
 
@@ -45,9 +51,9 @@ def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return float(candidates[max(range(len(candidates)), key=accuracy.__getitem__)])
 
 
-
-def bootstrap_ci(labels: np.ndarray, probabilities: np.ndarray, threshold: float, resamples: int,
-                 seed: int) -> dict[str, float]:
+def bootstrap_ci(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float, resamples: int, seed: int
+) -> dict[str, float]:
     """95 % percentile intervals of accuracy and ROC-AUC over test-set resamples.
 
     All resamples at once, as counts of each row, rather than one sklearn call each: the
@@ -68,11 +74,17 @@ def bootstrap_ci(labels: np.ndarray, probabilities: np.ndarray, threshold: float
     accuracies, aucs = np.concatenate(accuracies), np.concatenate(aucs)
     low = lambda v: float(np.percentile(v, 2.5)) if len(v) else float("nan")  # noqa: E731
     high = lambda v: float(np.percentile(v, 97.5)) if len(v) else float("nan")  # noqa: E731
-    return {"accuracy_ci_low": low(accuracies), "accuracy_ci_high": high(accuracies),
-            "roc_auc_ci_low": low(aucs), "roc_auc_ci_high": high(aucs)}
+    return {
+        "accuracy_ci_low": low(accuracies),
+        "accuracy_ci_high": high(accuracies),
+        "roc_auc_ci_low": low(aucs),
+        "roc_auc_ci_high": high(aucs),
+    }
 
 
-def resampled_roc_auc(counts: np.ndarray, positive: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+def resampled_roc_auc(
+    counts: np.ndarray, positive: np.ndarray, probabilities: np.ndarray
+) -> np.ndarray:
     """ROC-AUC of each resample (a row of `counts`: how often each test row was drawn) that
     holds both classes: the chance a drawn positive outscores a drawn negative, ties half."""
     order = np.argsort(probabilities, kind="stable")
@@ -87,8 +99,9 @@ def resampled_roc_auc(counts: np.ndarray, positive: np.ndarray, probabilities: n
     return wins[both] / pairs[both]
 
 
-def reliability_table(labels: np.ndarray, probabilities: np.ndarray,
-                      bins: int = CALIBRATION_BINS) -> pd.DataFrame:
+def reliability_table(
+    labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS
+) -> pd.DataFrame:
     """Per equal-width probability bin: rows, mean predicted probability, observed fake rate."""
     labels, probabilities = np.asarray(labels, dtype=float), np.asarray(probabilities, dtype=float)
     index = np.minimum((probabilities * bins).astype(int), bins - 1)
@@ -96,14 +109,20 @@ def reliability_table(labels: np.ndarray, probabilities: np.ndarray,
     for b in range(bins):
         members = index == b
         if members.any():
-            rows.append({"bin": b, "rows": int(members.sum()),
-                         "mean_predicted": float(probabilities[members].mean()),
-                         "observed_fake_rate": float(labels[members].mean())})
+            rows.append(
+                {
+                    "bin": b,
+                    "rows": int(members.sum()),
+                    "mean_predicted": float(probabilities[members].mean()),
+                    "observed_fake_rate": float(labels[members].mean()),
+                }
+            )
     return pd.DataFrame(rows, columns=["bin", "rows", "mean_predicted", "observed_fake_rate"])
 
 
-def calibration(labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS
-                ) -> dict[str, float]:
+def calibration(
+    labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS
+) -> dict[str, float]:
     """Brier score and expected calibration error (the rows-weighted mean |gap| over bins)."""
     table = reliability_table(labels, probabilities, bins)
     gaps = (table["mean_predicted"] - table["observed_fake_rate"]).abs()
@@ -111,29 +130,41 @@ def calibration(labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIB
     return {"brier": float(skm.brier_score_loss(labels, probabilities)), "ece": ece}
 
 
-def model_report(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
-                 resamples: int, seed: int) -> dict[str, float]:
+def model_report(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float, resamples: int, seed: int
+) -> dict[str, float]:
     """Metrics at the model's threshold, their intervals (`resamples` bootstrap draws),
     and calibration."""
-    return {**binary_metrics(labels, probabilities, threshold), "threshold": float(threshold),
-            **bootstrap_ci(labels, probabilities, threshold, resamples, seed),
-            **calibration(labels, probabilities)}
+    return {
+        **binary_metrics(labels, probabilities, threshold),
+        "threshold": float(threshold),
+        **bootstrap_ci(labels, probabilities, threshold, resamples, seed),
+        **calibration(labels, probabilities),
+    }
 
 
-def per_source(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
-               sources: np.ndarray, resamples: int, seed: int) -> dict[str, dict[str, float]]:
+def per_source(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float,
+    sources: np.ndarray,
+    resamples: int,
+    seed: int,
+) -> dict[str, dict[str, float]]:
     """The same report on the rows of each source (gossipcop, politifact, a CSV's source)."""
     report = {}
     for source in sorted(set(sources)):
         rows = np.asarray(sources) == source
-        report[str(source)] = {"rows": int(rows.sum()),
-                               **model_report(labels[rows], probabilities[rows], threshold, resamples,
-                                               seed)}
+        report[str(source)] = {
+            "rows": int(rows.sum()),
+            **model_report(labels[rows], probabilities[rows], threshold, resamples, seed),
+        }
     return report
 
 
-def curve_tables(labels: np.ndarray, predictions: dict[str, np.ndarray],
-                 thresholds: dict[str, float]) -> dict[str, pd.DataFrame]:
+def curve_tables(
+    labels: np.ndarray, predictions: dict[str, np.ndarray], thresholds: dict[str, float]
+) -> dict[str, pd.DataFrame]:
     """ROC, precision-recall, confusion and reliability tables per model, for `dvc plots`."""
     tables = {}
     for name, probs in predictions.items():
@@ -141,9 +172,11 @@ def curve_tables(labels: np.ndarray, predictions: dict[str, np.ndarray],
         precision, recall, _ = skm.precision_recall_curve(labels, probs)
         tables[f"roc_{name}.csv"] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
         tables[f"pr_{name}.csv"] = pd.DataFrame({"recall": recall, "precision": precision})
-        tables[f"confusion_{name}.csv"] = pd.DataFrame({
-            "actual": np.where(labels == 1, "fake", "real"),
-            "predicted": np.where(np.asarray(probs) >= thresholds[name], "fake", "real"),
-        })
+        tables[f"confusion_{name}.csv"] = pd.DataFrame(
+            {
+                "actual": np.where(labels == 1, "fake", "real"),
+                "predicted": np.where(np.asarray(probs) >= thresholds[name], "fake", "real"),
+            }
+        )
         tables[f"calibration_{name}.csv"] = reliability_table(labels, probs)
     return tables

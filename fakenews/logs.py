@@ -2,13 +2,15 @@
 stay silent unless asked.
 
 By default TensorFlow's C++ log (the CUDA probe on machines with no GPU, oneDNN notices,
-graph-rewrite chatter), MLflow's INFO lines and run-URL banners, and progress bars written to anything but a terminal are off. Python warnings
-that mean something (deprecations aside) still show.
+graph-rewrite chatter), MLflow's INFO lines and run-URL banners, and progress bars written
+to anything but a terminal are off. Python warnings that mean something (deprecations
+aside) still show.
 
 `--verbose` on any stage or tool, or FAKENEWS_LOG_LEVEL=debug in the environment, brings
 all of it back. Settings read at import time (TF_CPP_MIN_LOG_LEVEL) are set as defaults
 here, before TensorFlow is imported; values already in the environment win.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +19,7 @@ import importlib.util
 import logging
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 LOG_LEVEL_ENV = "FAKENEWS_LOG_LEVEL"
 _QUIET_LOGGERS = ("mlflow", "alembic", "urllib3", "absl", "h5py", "git")

@@ -10,6 +10,7 @@ thread's function-call options only, so other models in the same process stay fl
 It pays only on CPUs with native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16); anywhere
 else bfloat16 would be emulated, slower than float32, so it is refused.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,12 +52,16 @@ def check_precision(value: str, knob: str, allowed: tuple[str, ...] = PRECISIONS
         import tensorflow as tf
 
         if tf.config.list_physical_devices("GPU"):
-            raise PipelineError(f"{knob}: {value} is implemented for CPUs only (oneDNN's bfloat16 "
-                                f"rewrite), and a GPU is visible here; use float32")
+            raise PipelineError(
+                f"{knob}: {value} is implemented for CPUs only (oneDNN's bfloat16 "
+                f"rewrite), and a GPU is visible here; use float32"
+            )
         if bfloat16_support() is None:
-            raise PipelineError(f"{knob}: {value} needs a CPU with AVX512-BF16 or AMX-BF16 (flags "
-                                f"{' or '.join(BFLOAT16_CPU_FLAGS)} in /proc/cpuinfo), which this "
-                                f"one lacks; use float32")
+            raise PipelineError(
+                f"{knob}: {value} needs a CPU with AVX512-BF16 or AMX-BF16 (flags "
+                f"{' or '.join(BFLOAT16_CPU_FLAGS)} in /proc/cpuinfo), which this "
+                f"one lacks; use float32"
+            )
     return value
 
 
@@ -74,7 +79,8 @@ def bfloat16_compute(enabled: bool = True) -> Iterator[None]:
     options = copy.copy(saved)
     config = config_pb2.ConfigProto.FromString(saved.config_proto_serialized)
     config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
-        rewriter_config_pb2.RewriterConfig.ON)
+        rewriter_config_pb2.RewriterConfig.ON
+    )
     options.config_proto_serialized = config
     ctx.function_call_options = options
     try:

@@ -1,4 +1,5 @@
 """Processes and ports on this machine: what the servers we start, and the tests, rely on."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,9 +10,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import psutil
 
@@ -48,7 +49,7 @@ def check_bind_host(host: str, *, authenticated: bool, setting: str) -> None:
         raise PipelineError(
             f"{setting} is {host!r}, but this server has no authentication, so it listens on "
             "loopback only (127.0.0.1, ::1 or localhost). For a server others can reach, "
-            "use the authenticated team server (`make team-up`, README \"Team setup\")."
+            'use the authenticated team server (`make team-up`, README "Team setup").'
         )
 
 
@@ -79,6 +80,7 @@ def process_matching(pid: int | None, *words: str) -> psutil.Process | None:
 @dataclass(frozen=True)
 class PidFile:
     """The PID of a detached server, kept in `path`; `words` identify its command line."""
+
     path: Path
     words: tuple[str, ...]
 
@@ -103,16 +105,24 @@ class PidFile:
         return pid is not None
 
 
-def spawn_detached(command: Sequence[str], log_file: Path, env: Mapping[str, str],
-                   cwd: Path | str | None = None) -> int:
+def spawn_detached(
+    command: Sequence[str], log_file: Path, env: Mapping[str, str], cwd: Path | str | None = None
+) -> int:
     """Start `command` in its own session, output to `log_file` (the command line first);
     returns its PID. Its own process group lets a stop reach the workers it forks."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w", encoding="utf-8") as log:
         log.write(f"$ {shlex.join(command)}\n")
         log.flush()
-        proc = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return proc.pid
 
 
@@ -125,9 +135,15 @@ def log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(f"    {line}" for line in tail)
 
 
-def wait_until_ready(ready: Callable[[], bool], running: Callable[[], bool], what: str,
-                     log_file: Path, timeout: float, stop: Callable[[], object],
-                     say: Callable[[str], None] = lambda _: None) -> float:
+def wait_until_ready(
+    ready: Callable[[], bool],
+    running: Callable[[], bool],
+    what: str,
+    log_file: Path,
+    timeout: float,
+    stop: Callable[[], object],
+    say: Callable[[str], None] = lambda _: None,
+) -> float:
     """Poll `ready` until it is true; returns the seconds waited. A PipelineError with the
     log's tail when the process stops `running`, or when `timeout` passes (then it is
     stopped first, so a hung start leaves nothing behind)."""
@@ -136,12 +152,15 @@ def wait_until_ready(ready: Callable[[], bool], running: Callable[[], bool], wha
     while not ready():
         waited = time.monotonic() - began
         if not running():
-            raise PipelineError(f"{what} exited during startup; last lines of {log_file}:\n"
-                                + log_tail(log_file))
+            raise PipelineError(
+                f"{what} exited during startup; last lines of {log_file}:\n" + log_tail(log_file)
+            )
         if waited > timeout:
             stop()
-            raise PipelineError(f"{what} was not ready within {timeout:.0f}s and was stopped; "
-                                f"last lines of {log_file}:\n" + log_tail(log_file))
+            raise PipelineError(
+                f"{what} was not ready within {timeout:.0f}s and was stopped; "
+                f"last lines of {log_file}:\n" + log_tail(log_file)
+            )
         if waited >= next_note:
             say(f"  waiting for {what} ... {waited:.0f}s")
             next_note += 5.0

@@ -4,6 +4,7 @@ folder, then lowercase → word_tokenize → drop punctuation and stopwords → 
 The clean stage writes these tokens for training; the logged LSTM model cleans every
 headline it serves with the same function and the settings it was trained with.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,8 +26,9 @@ def use_nltk_data(folder: Path | str) -> None:
     folder = str(Path(folder).resolve())
     if folder not in nltk.data.path:
         nltk.data.path.insert(0, folder)
-    missing = [name for name, resource in REQUIRED_CORPORA.items()
-               if not _found(Path(folder), resource)]
+    missing = [
+        name for name, resource in REQUIRED_CORPORA.items() if not _found(Path(folder), resource)
+    ]
     if missing:
         raise PipelineError(
             f"NLTK data missing from {folder}: {', '.join(missing)}. Put "

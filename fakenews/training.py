@@ -1,12 +1,12 @@
 """The training loop both families share: seeds, early stopping, the epoch logger, and how
 a training stage ends: the threshold and metrics on validation, then (on the chief) the
 published model, metrics/<stage>.json and its training curves."""
+
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,10 @@ def early_stopping(params: TrainingParams):
 
     monitor = params.early_stopping_monitor
     return tf.keras.callbacks.EarlyStopping(
-        monitor=monitor, mode="min" if monitor == "val_loss" else "max",
-        patience=params.early_stopping_patience, restore_best_weights=True,
+        monitor=monitor,
+        mode="min" if monitor == "val_loss" else "max",
+        patience=params.early_stopping_patience,
+        restore_best_weights=True,
     )
 
 
@@ -48,8 +50,10 @@ def epoch_logger(run):
             values = {k: float(v) for k, v in (logs or {}).items()}
             values["epoch_seconds"] = time.perf_counter() - self.started
             run.log_epoch(epoch, values)
-            print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()),
-                  flush=True)
+            print(
+                f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4f}" for k, v in values.items()),
+                flush=True,
+            )
 
     return EpochLogger()
 
@@ -69,7 +73,7 @@ def plot_history(frame: pd.DataFrame, target: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy", "auc")):
+    for ax, metric in zip(axes, ("loss", "accuracy", "auc"), strict=False):
         for column, label in ((metric, "train"), (f"val_{metric}", "validation")):
             if column in frame:
                 ax.plot(frame["epoch"], frame[column], marker="o", label=label)
@@ -83,8 +87,13 @@ def plot_history(frame: pd.DataFrame, target: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_training_outputs(stage: str, history: dict[str, list[float]],
-                           val_metrics: dict[str, float], metrics_dir: Path, run) -> None:
+def write_training_outputs(
+    stage: str,
+    history: dict[str, list[float]],
+    val_metrics: dict[str, float],
+    metrics_dir: Path,
+    run,
+) -> None:
     """metrics/<stage>.json, the DVC plot CSV, the curve PNG; the last two also to MLflow."""
     frame = history_frame(history)
     curve_csv = metrics_dir / f"{stage}_history.csv"
@@ -97,9 +106,17 @@ def write_training_outputs(stage: str, history: dict[str, list[float]],
     run.log_artifact(curve_png, "training")
 
 
-def conclude(stage: str, run, model, input_spec, history: dict[str, list[float]],
-             val_labels: np.ndarray, val_probabilities: np.ndarray,
-             publish: Callable[[float], str], metrics_dir: Path) -> dict[str, float]:
+def conclude(
+    stage: str,
+    run,
+    model,
+    input_spec,
+    history: dict[str, list[float]],
+    val_labels: np.ndarray,
+    val_probabilities: np.ndarray,
+    publish: Callable[[float], str],
+    metrics_dir: Path,
+) -> dict[str, float]:
     """The end of a training stage: the decision threshold and the metrics on validation,
     then, on the chief (`run` is its MLflow run; None on the other workers), the model
     published by `publish(threshold)` and the stage's metrics and curves. Other workers
@@ -110,11 +127,15 @@ def conclude(stage: str, run, model, input_spec, history: dict[str, list[float]]
     metrics = {**binary_metrics(val_labels, val_probabilities, threshold), "threshold": threshold}
     if run is None:
         discard_outputs(model, input_spec)
-        print(f"{stage}: worker done (val accuracy {metrics['accuracy']:.3f}); "
-              "the chief logs and writes the outputs")
+        print(
+            f"{stage}: worker done (val accuracy {metrics['accuracy']:.3f}); "
+            "the chief logs and writes the outputs"
+        )
         return metrics
     uri = publish(threshold)
     write_training_outputs(stage, history, metrics, metrics_dir, run)
-    print(f"{stage}: val accuracy {metrics['accuracy']:.3f} at threshold {threshold:.3f}, "
-          f"ROC-AUC {metrics['roc_auc']:.3f}; model {uri}")
+    print(
+        f"{stage}: val accuracy {metrics['accuracy']:.3f} at threshold {threshold:.3f}, "
+        f"ROC-AUC {metrics['roc_auc']:.3f}; model {uri}"
+    )
     return metrics

@@ -3,10 +3,11 @@
 Shared by train_lstm, which fits the vocabulary on the training split only, and by the
 logged model, which encodes any headline with the vocabulary it was trained with.
 """
+
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -15,13 +16,16 @@ PAD_ID, OOV_ID = 0, 1
 
 
 def corpus_vocabulary(token_lists: Iterable[Sequence[str]], min_count: int = 1) -> list[str]:
-    """PAD, OOV, then the words seen at least `min_count` times, most frequent first, ties by word."""
+    """PAD, OOV, then the words seen at least `min_count` times, most frequent first, ties
+    by word."""
     counts = Counter(token for tokens in token_lists for token in tokens)
     kept = [w for w, n in counts.items() if n >= min_count]
     return [PAD, OOV] + sorted(kept, key=lambda w: (-counts[w], w))
 
 
-def encode(tokens: Sequence[str], index: dict[str, int], max_length: int, padding: str) -> list[int]:
+def encode(
+    tokens: Sequence[str], index: dict[str, int], max_length: int, padding: str
+) -> list[int]:
     """Token ids padded or truncated to max_length; keras pad_sequences semantics."""
     ids = [index.get(t, OOV_ID) for t in tokens]
     if len(ids) > max_length:
@@ -30,12 +34,14 @@ def encode(tokens: Sequence[str], index: dict[str, int], max_length: int, paddin
     return pad + ids if padding == "pre" else ids + pad
 
 
-def encode_all(token_lists: Iterable[Sequence[str]], vocab: list[str], max_length: int,
-               padding: str) -> np.ndarray:
+def encode_all(
+    token_lists: Iterable[Sequence[str]], vocab: list[str], max_length: int, padding: str
+) -> np.ndarray:
     """[rows, max_length] int32 ids of many headlines."""
     index = {w: i for i, w in enumerate(vocab)}
-    return np.array([encode(list(t), index, max_length, padding) for t in token_lists],
-                    dtype=np.int32).reshape(-1, max_length)
+    return np.array(
+        [encode(list(t), index, max_length, padding) for t in token_lists], dtype=np.int32
+    ).reshape(-1, max_length)
 
 
 def pretrained_matrix(vocab: list[str], words: list[str], vectors: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """clean: the reference NLTK preprocessing (fakenews.text), keeping the raw title beside
 the tokens. The BERT model reads the raw title; the LSTM reads the cleaned tokens."""
+
 from __future__ import annotations
 
 import pandas as pd

@@ -14,10 +14,12 @@
 Nothing is fitted here: a lookup depends on the word alone, not on labels or splits.
 The LSTM's vocabulary is chosen by train_lstm, on the training split only.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,22 +37,27 @@ KnownLookup = Callable[[list[str]], np.ndarray]
 WordVectors = tuple[list[str], np.ndarray]
 
 
-def embed(frame: pd.DataFrame, vectors_for: VectorLookup, known_for: KnownLookup | None = None,
-          extra_words: Sequence[str] = ()) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+def embed(
+    frame: pd.DataFrame,
+    vectors_for: VectorLookup,
+    known_for: KnownLookup | None = None,
+    extra_words: Sequence[str] = (),
+) -> tuple[list[str], np.ndarray, dict[str, Any]]:
     """The core: (every distinct corpus word and extra word, its vector, coverage report of
     the corpus). A word is covered when the module knows it (`known_for`), else when its
     vector is not zero."""
     corpus = {token for tokens in frame["tokens"] for token in tokens}
     words = sorted(corpus | set(extra_words))
     vectors = vectors_for(words) if words else np.zeros((0, 1), np.float32)
-    known = (known_for(words) if known_for and words else np.abs(vectors).sum(axis=1) > 0)
-    has_vector = {word: bool(k) for word, k in zip(words, known) if word in corpus}
+    known = known_for(words) if known_for and words else np.abs(vectors).sum(axis=1) > 0
+    has_vector = {word: bool(k) for word, k in zip(words, known, strict=False) if word in corpus}
     report = {**coverage_report(frame["tokens"], has_vector), "dim": int(vectors.shape[1])}
     return words, vectors.astype(np.float32), report
 
 
-def coverage_report(token_lists: Iterable[Sequence[str]], has_vector: dict[str, bool]
-                    ) -> dict[str, Any]:
+def coverage_report(
+    token_lists: Iterable[Sequence[str]], has_vector: dict[str, bool]
+) -> dict[str, Any]:
     """Distinct words and tokens of the corpus, and the share of each with a vector."""
     total = covered = 0
     for tokens in token_lists:
@@ -66,8 +73,9 @@ def coverage_report(token_lists: Iterable[Sequence[str]], has_vector: dict[str, 
     }
 
 
-def source_coverage(token_lists: Sequence[Sequence[str]], sources: dict[str, WordVectors]
-                    ) -> dict[str, dict[str, Any]]:
+def source_coverage(
+    token_lists: Sequence[Sequence[str]], sources: dict[str, WordVectors]
+) -> dict[str, dict[str, Any]]:
     """The coverage report of every vector source, whichever one the module is built from."""
     corpus = {token for tokens in token_lists for token in tokens}
     report = {}
@@ -77,7 +85,9 @@ def source_coverage(token_lists: Sequence[Sequence[str]], sources: dict[str, Wor
     return report
 
 
-def hub_vector_lookup(handle: str, batch_size: int = 4096) -> tuple[VectorLookup, KnownLookup | None]:
+def hub_vector_lookup(
+    handle: str, batch_size: int = 4096
+) -> tuple[VectorLookup, KnownLookup | None]:
     """Vectors from any TF Hub text-embedding module, one word per input string, and the
     module's `in_vocabulary` check when it has one (ours do; Wiki-words-250 does not)."""
     import tensorflow as tf
@@ -89,8 +99,12 @@ def hub_vector_lookup(handle: str, batch_size: int = 4096) -> tuple[VectorLookup
         raise PipelineError(f"cannot load word-vector module {handle!r}: {err}") from None
 
     def batched(call, words: list[str]) -> np.ndarray:
-        return np.concatenate([call(tf.constant(words[i:i + batch_size])).numpy()
-                               for i in range(0, len(words), batch_size)])
+        return np.concatenate(
+            [
+                call(tf.constant(words[i : i + batch_size])).numpy()
+                for i in range(0, len(words), batch_size)
+            ]
+        )
 
     def lookup(words: list[str]) -> np.ndarray:
         return batched(layer, words).astype(np.float32)
@@ -108,12 +122,13 @@ def word_vector_sources(params: EmbedParams) -> dict[str, WordVectors]:
         glove_word_vectors,
     )
 
-    return {"glove": glove_word_vectors(glove_folder(params.glove_package)),
-            "minilm": checkpoint_word_vectors(project_path(params.bert_checkpoint))}
+    return {
+        "glove": glove_word_vectors(glove_folder(params.glove_package)),
+        "minilm": checkpoint_word_vectors(project_path(params.bert_checkpoint)),
+    }
 
 
-def build_hub_modules(params: EmbedParams, sources: dict[str, WordVectors], hub_dir: Path
-                      ) -> None:
+def build_hub_modules(params: EmbedParams, sources: dict[str, WordVectors], hub_dir: Path) -> None:
     """The three offline modules: wordvec from the chosen source, BERT's two from the checkpoint."""
     from fakenews.hub.checkpoint import VOCAB_FILE
     from fakenews.hub.encoder import build_encoder_module
@@ -122,8 +137,12 @@ def build_hub_modules(params: EmbedParams, sources: dict[str, WordVectors], hub_
 
     source, checkpoint = params.wordvec_source, project_path(params.bert_checkpoint)
     print(f"embed: building TF Hub modules ({source} word vectors, {checkpoint})", flush=True)
-    build_wordvec_module(*sources[source], hub_dir / "wordvec", params.wordvec_oov_buckets,
-                         params.wordvec_bucket_share)
+    build_wordvec_module(
+        *sources[source],
+        hub_dir / "wordvec",
+        params.wordvec_oov_buckets,
+        params.wordvec_bucket_share,
+    )
     build_preprocess_module(checkpoint / VOCAB_FILE, hub_dir / "bert_preprocess")
     build_encoder_module(checkpoint, hub_dir / "bert_encoder", params.bert_layers)
 
@@ -137,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     build_hub_modules(params, sources, project_path(paths.hub_dir))
     frame = read_table(project_path(paths.cleaned), INPUT_COLUMNS)
     print(f"embed: looking up word vectors with {params.wordvec_handle}", flush=True)
-    frequent = sources[params.wordvec_source][0][:params.frequent_words]
+    frequent = sources[params.wordvec_source][0][: params.frequent_words]
     words, vectors, report = embed(frame, *hub_vector_lookup(params.wordvec_handle), frequent)
     report["by_source"] = source_coverage(frame["tokens"].tolist(), sources)
     with atomic_path(project_path(paths.embedded_dir)) as tmp:

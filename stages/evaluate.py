@@ -7,6 +7,7 @@ calibration, and the same per source) and plots, logs one MLflow evaluation run 
 (fakenews.tracking.test_results), and hands the deep models to the registry
 (fakenews.tracking.promotion).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,14 +29,19 @@ DEEP_MODELS = ("lstm", "bert")
 COLUMNS = ["id", "title", "source", "tokens"]
 
 
-def evaluate(test: pd.DataFrame, predictions: Predictions, params: EvaluateParams
-             ) -> dict[str, dict[str, Any]]:
+def evaluate(
+    test: pd.DataFrame, predictions: Predictions, params: EvaluateParams
+) -> dict[str, dict[str, Any]]:
     """The core: every model's report on the same rows, overall and per source."""
     labels, sources = test["label"].to_numpy(), test["source"].to_numpy()
     draws = (params.bootstrap_resamples, params.seed)
-    return {name: {**model_report(labels, probs, threshold, *draws),
-                   "by_source": per_source(labels, probs, threshold, sources, *draws)}
-            for name, (probs, threshold) in predictions.items()}
+    return {
+        name: {
+            **model_report(labels, probs, threshold, *draws),
+            "by_source": per_source(labels, probs, threshold, sources, *draws),
+        }
+        for name, (probs, threshold) in predictions.items()
+    }
 
 
 def write_plots(labels: np.ndarray, predictions: Predictions, folder) -> None:
@@ -54,9 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_arg_parser(STAGE, "Score every model on the test split; promote the best.")
     all_params = load_params(parser.parse_args(argv).params)
     params, paths = all_params.evaluate, all_params.paths
+    from fakenews.tracking.connection import connect
     from fakenews.tracking.lineage import path_hash
     from fakenews.tracking.promotion import promote_unless_experiment
-    from fakenews.tracking.runs import connect
     from fakenews.tracking.test_results import log_test_results, logged_model_predictions
 
     assignment, cleaned = project_path(paths.split), project_path(paths.cleaned)
@@ -64,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     train, val, test = parts["train"], parts["val"], parts["test"]
     titles, labels = test["title"].tolist(), test["label"].to_numpy()
     connect()
-    predictions, records = logged_model_predictions(project_path(paths.models_dir), DEEP_MODELS,
-                                                    titles)
+    predictions, records = logged_model_predictions(
+        project_path(paths.models_dir), DEEP_MODELS, titles
+    )
     predictions.update(reference_predictions(train, val, test, params.references))
     results = evaluate(test, predictions, params)
 
@@ -73,14 +80,25 @@ def main(argv: list[str] | None = None) -> None:
     write_json(results, metrics_dir / "evaluate.json")
     write_plots(labels, predictions, metrics_dir / "evaluate_plots")
     log_test_results(results, records, params, [assignment, cleaned], assignment)
-    candidates = {name: {**records[name], "metrics": {k: v for k, v in results[name].items()
-                                                      if isinstance(v, float)}}
-                  for name in DEEP_MODELS}
-    report = promote_unless_experiment(candidates, labels, titles, path_hash(assignment),
-                                       path_hash(project_path(paths.ingested)), params)
+    candidates = {
+        name: {
+            **records[name],
+            "metrics": {k: v for k, v in results[name].items() if isinstance(v, float)},
+        }
+        for name in DEEP_MODELS
+    }
+    report = promote_unless_experiment(
+        candidates,
+        labels,
+        titles,
+        path_hash(assignment),
+        path_hash(project_path(paths.ingested)),
+        params,
+    )
     write_json(report, metrics_dir / "promotion.json")
-    summary = pd.DataFrame({n: {k: r[k] for k in ("accuracy", "roc_auc", "f1", "brier")}
-                            for n, r in results.items()}).T
+    summary = pd.DataFrame(
+        {n: {k: r[k] for k in ("accuracy", "roc_auc", "f1", "brier")} for n, r in results.items()}
+    ).T
     print(summary.round(4).to_string())
     print(f"evaluate: {report['reason']}")
 

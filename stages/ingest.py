@@ -6,6 +6,7 @@ Two source formats:
 - ``csv``: any CSV/TSV described in params (separator, header or column names, title
   column(s), label column, raw label values for fake and real).
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,9 @@ COLUMNS = ["id", "title", "label", "source"]
 FAKENEWSNET_FILE = re.compile(r"^(?P<source>[a-z0-9]+)_(?P<label>fake|real)\.csv$")
 
 
-def read_csv_file(path: Path, encoding_fix: str = "set ingest.csv.encoding in params.yaml",
-                  **read_args: Any) -> pd.DataFrame:
+def read_csv_file(
+    path: Path, encoding_fix: str = "set ingest.csv.encoding in params.yaml", **read_args: Any
+) -> pd.DataFrame:
     """Read a CSV as strings, turning the usual failures into one-paragraph errors.
 
     `encoding_fix` says how the caller's user picks another encoding (a param, a flag).
@@ -69,18 +71,23 @@ def read_fakenewsnet(folder: Path) -> pd.DataFrame:
 
 def read_generic_csv(path: Path, spec: CsvParams) -> pd.DataFrame:
     """A CSV/TSV described by `spec` (the ``ingest.csv`` params section)."""
-    read_args: dict[str, Any] = {"sep": spec.sep, "encoding": spec.encoding,
-                                 "header": 0 if spec.header else None}
+    read_args: dict[str, Any] = {
+        "sep": spec.sep,
+        "encoding": spec.encoding,
+        "header": 0 if spec.header else None,
+    }
     if spec.names:
         read_args["names"] = spec.names  # with a header line, `names` replaces it
     raw = read_csv_file(path, **read_args)
     raw.columns = [str(c) for c in raw.columns]
     id_columns = [spec.id_column] if spec.id_column else []
-    require_columns(raw, [*spec.title_columns, spec.label_column, *id_columns, *spec.keep_columns],
-                    path)
+    require_columns(
+        raw, [*spec.title_columns, spec.label_column, *id_columns, *spec.keep_columns], path
+    )
 
     title = raw[spec.title_columns].apply(
-        lambda row: spec.title_joiner.join(v for v in row if v.strip()), axis=1)
+        lambda row: spec.title_joiner.join(v for v in row if v.strip()), axis=1
+    )
     label = map_labels(raw[spec.label_column], spec.labels, path, spec.label_column)
     first_row = 2 if spec.header else 1
     ids = raw[spec.id_column] if spec.id_column else [f"{path.stem}-{i}" for i in range(len(raw))]
@@ -137,8 +144,10 @@ def tidy(raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, dict[str, Any]]:
             "conflicting_label": int(conflicting.sum()),
             "duplicate_title": int(duplicate.sum()),
         },
-        "label_counts": {"fake": int((frame["label"] == FAKE).sum()),
-                         "real": int((frame["label"] == REAL).sum())},
+        "label_counts": {
+            "fake": int((frame["label"] == FAKE).sum()),
+            "real": int((frame["label"] == REAL).sum()),
+        },
     }
     if frame.empty:
         raise PipelineError(
@@ -171,7 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     frame, report = ingest(params.ingest)
     write_parquet(frame, project_path(params.paths.ingested))
     write_json(report, project_path(params.paths.ingest_report))
-    print(f"ingest: kept {report['rows_kept']} of {report['rows_read']} rows; dropped {report['dropped']}")
+    print(
+        f"ingest: kept {report['rows_kept']} of {report['rows_read']} rows; dropped "
+        f"{report['dropped']}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ It writes only the assignment (id, label, split), read from the ingested headlin
 training stages and evaluate join what they need by id (fakenews.data.splits), so a
 change to cleaning or embedding never changes which rows a model trains or is tested on.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -46,21 +47,25 @@ def given_split(frame: pd.DataFrame, column: str, values: SplitValues) -> dict[s
     """The rows whose `column` holds one of `values[name]` form split `name`; every value
     must be mapped and every split get rows."""
     if column not in frame.columns:
-        raise PipelineError(f"the ingested headlines have no column {column!r} (split.column); "
-                            "carry it over with ingest.csv.keep_columns")
+        raise PipelineError(
+            f"the ingested headlines have no column {column!r} (split.column); "
+            "carry it over with ingest.csv.keep_columns"
+        )
     name_of = {v.strip(): name for name in SPLITS for v in getattr(values, name)}
     raw = frame[column].astype(str).str.strip()
     unknown = raw[~raw.isin(list(name_of))]
     if len(unknown):
         counts = ", ".join(f"{v!r} ({n})" for v, n in unknown.value_counts().items())
-        raise PipelineError(f"column {column!r} has values outside split.column_values: {counts}; "
-                            f"mapped: {name_of}")
+        raise PipelineError(
+            f"column {column!r} has values outside split.column_values: {counts}; mapped: {name_of}"
+        )
     named = raw.map(name_of)
     parts = {name: frame[named == name].reset_index(drop=True) for name in SPLITS}
     empty = [name for name, part in parts.items() if part.empty]
     if empty:
-        raise PipelineError(f"column {column!r}: no rows for split {', '.join(empty)}; "
-                            "check split.column_values")
+        raise PipelineError(
+            f"column {column!r}: no rows for split {', '.join(empty)}; check split.column_values"
+        )
     return parts
 
 
@@ -74,7 +79,9 @@ def drawn_split(frame: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFr
     rest, test = train_test_split(groups, test_size=test_size, random_state=seed, stratify=stratify)
     val_share = val_size / (1 - test_size)
     stratify_rest = rest if stratify is not None and rest.value_counts().min() >= 2 else None
-    train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=stratify_rest)
+    train, val = train_test_split(
+        rest, test_size=val_share, random_state=seed, stratify=stratify_rest
+    )
     parts = {"train": train, "val": val, "test": test}
     return {
         name: keyed[keyed["_group"].isin(part.index)].drop(columns="_group").reset_index(drop=True)
@@ -84,8 +91,9 @@ def drawn_split(frame: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFr
 
 def assignment(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row a headline: id, label and the name of its split."""
-    return pd.concat([part.assign(split=name) for name, part in parts.items()],
-                     ignore_index=True)[ASSIGNMENT_COLUMNS]
+    return pd.concat([part.assign(split=name) for name, part in parts.items()], ignore_index=True)[
+        ASSIGNMENT_COLUMNS
+    ]
 
 
 def split_report(parts: dict[str, pd.DataFrame]) -> dict[str, Any]:

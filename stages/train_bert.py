@@ -2,6 +2,7 @@
 (fakenews.models.bert), logged to MLflow as a pyfunc that takes raw headlines (tokenizer
 and encoder travel inside its SavedModel; the decision threshold is chosen on validation).
 `inference_precision` is the logged model's default for scoring."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -36,24 +37,47 @@ def main(argv: list[str] | None = None) -> None:
     assignment, ingested = project_path(paths.split), project_path(paths.ingested)
     splits = load_splits(assignment, ingested, COLUMNS)
     parts = {name: splits[name] for name in ("train", "val")}
-    hub_inputs = [project_path(handle) for handle in (params.preprocess_handle,
-                                                      params.encoder_handle)
-                  if "://" not in handle]
-    config = {"scorer": "saved_model", "batch_size": params.scoring_batch_size,
-              "inference_precision": params.inference_precision}
+    hub_inputs = [
+        project_path(handle)
+        for handle in (params.preprocess_handle, params.encoder_handle)
+        if "://" not in handle
+    ]
+    config = {
+        "scorer": "saved_model",
+        "batch_size": params.scoring_batch_size,
+        "inference_precision": params.inference_precision,
+    }
 
-    with chief_only(chief, start_run(STAGE, {STAGE: params.model_dump()},
-                                     input_paths=[assignment, ingested, *hub_inputs],
-                                     datasets={"train": assignment, "val": assignment},
-                                     extra_tags=replica_tags(strategy))) as run:
+    with chief_only(
+        chief,
+        start_run(
+            STAGE,
+            {STAGE: params.model_dump()},
+            input_paths=[assignment, ingested, *hub_inputs],
+            datasets={"train": assignment, "val": assignment},
+            extra_tags=replica_tags(strategy),
+        ),
+    ) as run:
         with strategy.scope():
             model, history = train_bert(parts, params, [epoch_logger(run)] if chief else [])
-        conclude(STAGE, run, model, bert.input_spec(), history, parts["val"]["label"].to_numpy(),
-                 bert.predict(model, parts["val"]["title"].tolist()),
-                 lambda threshold: publish_model(run, model, bert.input_spec(), {},
-                                                 {**config, "threshold": threshold},
-                                                 project_path(paths.models_dir) / "bert"),
-                 project_path(paths.metrics_dir))
+        conclude(
+            STAGE,
+            run,
+            model,
+            bert.input_spec(),
+            history,
+            parts["val"]["label"].to_numpy(),
+            bert.predict(model, parts["val"]["title"].tolist()),
+            lambda threshold: publish_model(
+                run,
+                model,
+                bert.input_spec(),
+                {},
+                {**config, "threshold": threshold},
+                project_path(paths.models_dir) / "bert",
+            ),
+            project_path(paths.metrics_dir),
+        )
 
 
 if __name__ == "__main__":

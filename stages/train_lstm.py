@@ -1,6 +1,7 @@
 """train_lstm: the reference LSTM (fakenews.models.lstm) on cleaned tokens and pretrained
 word vectors, logged to MLflow as a pyfunc that takes raw headlines (its NLTK cleaning,
 vocabulary, padding and validation-chosen threshold travel with it)."""
+
 from __future__ import annotations
 
 import tempfile
@@ -20,16 +21,29 @@ STAGE = "train_lstm"
 COLUMNS = ["id", "title", "tokens"]
 
 
-def train_lstm(parts: dict[str, pd.DataFrame], words: list[str], vectors: np.ndarray,
-               params: TrainLstmParams, cleaning: CleanParams, clean_stage: CleanParams,
-               callbacks: list = ()):
+def train_lstm(
+    parts: dict[str, pd.DataFrame],
+    words: list[str],
+    vectors: np.ndarray,
+    params: TrainLstmParams,
+    cleaning: CleanParams,
+    clean_stage: CleanParams,
+    callbacks: list = (),
+):
     """The core: (model, history, inputs) from the train and val splits (test stays unseen
     until evaluate), tokens as the LSTM cleans them, and the embed stage's vectors."""
     parts = lstm.tokens_for(parts, cleaning, clean_stage)
     inputs = lstm.encode_inputs(parts, words, vectors, params)
     labels = {name: part["label"].to_numpy() for name, part in parts.items()}
-    model, history = lstm.train(inputs.ids["train"], labels["train"], inputs.ids["val"],
-                                labels["val"], inputs.embeddings, params, callbacks)
+    model, history = lstm.train(
+        inputs.ids["train"],
+        labels["train"],
+        inputs.ids["val"],
+        labels["val"],
+        inputs.embeddings,
+        params,
+        callbacks,
+    )
     return model, history, inputs
 
 
@@ -52,26 +66,56 @@ def main(argv: list[str] | None = None) -> None:
     cleaning = all_params.lstm_cleaning()
     logged = {STAGE: params.model_dump(), "clean": all_params.clean.model_dump()}
 
-    with chief_only(chief, start_run(STAGE, logged, input_paths=[assignment, cleaned, embedded],
-                                     datasets={"train": assignment, "val": assignment},
-                                     extra_tags=replica_tags(strategy))) as run, \
-            tempfile.TemporaryDirectory() as work:
+    with (
+        chief_only(
+            chief,
+            start_run(
+                STAGE,
+                logged,
+                input_paths=[assignment, cleaned, embedded],
+                datasets={"train": assignment, "val": assignment},
+                extra_tags=replica_tags(strategy),
+            ),
+        ) as run,
+        tempfile.TemporaryDirectory() as work,
+    ):
         with strategy.scope():
             model, history, inputs = train_lstm(
-                parts, words, np.load(embedded / "vectors.npy"), params, cleaning,
-                all_params.clean, [epoch_logger(run)] if chief else [])
+                parts,
+                words,
+                np.load(embedded / "vectors.npy"),
+                params,
+                cleaning,
+                all_params.clean,
+                [epoch_logger(run)] if chief else [],
+            )
         print(f"{STAGE}: {len(inputs.vocab)} words in the vocabulary (train split)")
         vocab_file = Path(work) / "vocab.txt"
         vocab_file.write_text("\n".join(inputs.vocab) + "\n", encoding="utf-8")
         artifacts = {"vocab": str(vocab_file), "nltk_data": str(project_path(cleaning.nltk_data))}
-        config = {"scorer": "cleaned_tokens", "clean": cleaning.model_dump(),
-                  "encode": {"max_length": params.max_length, "padding": params.padding}}
-        conclude(STAGE, run, model, lstm.input_spec(params), history, parts["val"]["label"].to_numpy(),
-                 lstm.predict(model, inputs.ids["val"]),
-                 lambda threshold: publish_model(run, model, lstm.input_spec(params), artifacts,
-                                                 {**config, "threshold": threshold},
-                                                 project_path(paths.models_dir) / "lstm"),
-                 project_path(paths.metrics_dir))
+        config = {
+            "scorer": "cleaned_tokens",
+            "clean": cleaning.model_dump(),
+            "encode": {"max_length": params.max_length, "padding": params.padding},
+        }
+        conclude(
+            STAGE,
+            run,
+            model,
+            lstm.input_spec(params),
+            history,
+            parts["val"]["label"].to_numpy(),
+            lstm.predict(model, inputs.ids["val"]),
+            lambda threshold: publish_model(
+                run,
+                model,
+                lstm.input_spec(params),
+                artifacts,
+                {**config, "threshold": threshold},
+                project_path(paths.models_dir) / "lstm",
+            ),
+            project_path(paths.metrics_dir),
+        )
 
 
 if __name__ == "__main__":

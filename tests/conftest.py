@@ -4,6 +4,7 @@ DVC cache, and one tiny pipeline run that every test reading its outputs reuses.
 Each of these is built once per test run, whether one pytest process or the xdist workers
 of `make test` run the tests: tests/support/shared.py holds the mechanics. The helpers the
 tests import live in tests/support (commands, tiny, serving, sandbox)."""
+
 from __future__ import annotations
 
 import os
@@ -48,6 +49,7 @@ def nltk_dir(shared_data: Path) -> Path:
 
 
 # --- the tiny pipeline: one real `dvc repro` per session, reused -------------------------
+
 
 @pytest.fixture(scope="session")
 def shared(tmp_path_factory) -> Path:
@@ -100,8 +102,11 @@ def project_copy(tmp_path_factory, shared):
 
 
 def _tiny_repro_env(tracking_server: str) -> dict[str, str]:
-    return {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
-            "MLFLOW_EXPERIMENT_NAME": TINY_REPRO_EXPERIMENT}
+    return {
+        **subprocess_env(),
+        "MLFLOW_TRACKING_URI": tracking_server,
+        "MLFLOW_EXPERIMENT_NAME": TINY_REPRO_EXPERIMENT,
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -121,8 +126,10 @@ def _tiny_repro_started(request, shared) -> Path | None:
         # checkout registers and promotes (an experiment would not), and its runs are not
         # dirty. Its own registered model, so the in-process tests sharing the server start clean.
         params = read_params(repo / "params.yaml")
-        for section, values in {**TINY_STAGE_PARAMS, "evaluate": {
-                **TINY_STAGE_PARAMS["evaluate"], "registered_model": TINY_REPRO_MODEL}}.items():
+        for section, values in {
+            **TINY_STAGE_PARAMS,
+            "evaluate": {**TINY_STAGE_PARAMS["evaluate"], "registered_model": TINY_REPRO_MODEL},
+        }.items():
             params[section].update(values)
         write_params(repo / "params.yaml", params)
         commit_all(repo, "tiny profile")
@@ -162,14 +169,19 @@ def tiny_repro(_tiny_repro_started, shared, tracking_server) -> TinyRepro:
         shutil.copy2(repo / "params.yaml", outputs / "params.yaml")
 
     outputs = once(shared, "tiny-outputs", keep)
-    return TinyRepro(repo, _tiny_repro_env(tracking_server),
-                     subprocess.CompletedProcess(command, 0, output, ""), outputs)
+    return TinyRepro(
+        repo,
+        _tiny_repro_env(tracking_server),
+        subprocess.CompletedProcess(command, 0, output, ""),
+        outputs,
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tiny_repro, shared, shared_data) -> Path:
     """A params file for in-process stage runs: ingest → split as the run's tiny repro
     left them (60 real headlines), models and metrics in a folder of its own."""
+
     def write(workdir: Path) -> None:
         write_params(workdir / "params.yaml", tiny_params(tiny_repro.outputs, workdir, shared_data))
 
@@ -216,8 +228,14 @@ def hub_modules(shared, shared_data) -> dict[str, Path]:
 
 # Tests that need a real server, a project copy or the tiny pipeline are `slow`, whether or
 # not they say so: `make test-fast` (-m "not slow") runs only what needs none of them.
-_SLOW_FIXTURES = {"tracking_server", "tracking_uri", "project_copy", "tiny_repro", "tiny_pipeline",
-                  "tiny_trained"}
+_SLOW_FIXTURES = {
+    "tracking_server",
+    "tracking_uri",
+    "project_copy",
+    "tiny_repro",
+    "tiny_pipeline",
+    "tiny_trained",
+}
 
 
 # The order xdist hands out modules in (make test runs it with --no-loadscope-reorder, which

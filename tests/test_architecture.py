@@ -1,5 +1,6 @@
 """The folders tell the architecture: dependencies point one way (stages, tools, bench →
 fakenews), every module opens with the one concern it holds, and no module grows two."""
+
 from __future__ import annotations
 
 import ast
@@ -33,13 +34,16 @@ def relative(path: Path) -> str:
 
 
 def test_nothing_outside_stages_and_tests_imports_a_stage():
-    offenders = [relative(p) for p in modules("fakenews", "tools", "bench") if "stages" in imported(p)]
+    offenders = [
+        relative(p) for p in modules("fakenews", "tools", "bench") if "stages" in imported(p)
+    ]
     assert offenders == []
 
 
 def test_the_library_imports_no_tool_bench_or_test_code():
-    offenders = {relative(p): sorted(imported(p) & {"tools", "bench", "tests"})
-                 for p in modules("fakenews")}
+    offenders = {
+        relative(p): sorted(imported(p) & {"tools", "bench", "tests"}) for p in modules("fakenews")
+    }
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
@@ -50,6 +54,9 @@ def test_every_module_opens_with_its_concern(path):
 
 
 def test_no_module_holds_two_concerns_by_size():
-    long = {relative(p): n for p in modules(*RUNTIME)
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        relative(p): n
+        for p in modules(*RUNTIME)
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert long == {}

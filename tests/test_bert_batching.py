@@ -1,4 +1,5 @@
 """train_bert's input speed-ups: batches of similar length, padded only to their longest."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,14 @@ def word_pieces(preprocessor, titles) -> np.ndarray:
 def test_trim_keeps_exactly_the_columns_some_title_uses(preprocessor):
     import tensorflow as tf
 
-    tokens = preprocessor.tokenize(tf.constant(["senate passes budget", "a much longer headline "
-                                                "about the senate passing the annual budget"]))
+    tokens = preprocessor.tokenize(
+        tf.constant(
+            [
+                "senate passes budget",
+                "a much longer headline about the senate passing the annual budget",
+            ]
+        )
+    )
     packed = preprocessor.bert_pack_inputs([tokens], seq_length=tf.constant(32))
     trimmed = trim_to_longest(packed)
     longest = int(packed["input_mask"].numpy().sum(axis=1).max())
@@ -45,7 +52,7 @@ def test_trim_keeps_exactly_the_columns_some_title_uses(preprocessor):
 
 def test_each_epoch_yields_every_title_once_in_batches_of_similar_length(preprocessor):
     frame = titles_of_many_lengths(200)
-    lengths = dict(zip(frame["title"], word_pieces(preprocessor, frame["title"])))
+    lengths = dict(zip(frame["title"], word_pieces(preprocessor, frame["title"]), strict=False))
     grouped = length_grouped_batches(preprocessor, frame, 16, 4, seed=1, shuffle=True)
     plain = length_grouped_batches(preprocessor, frame, 16, 1, seed=1, shuffle=True)
     assert len(grouped) == 13  # ceil(200 / 16)

@@ -3,9 +3,9 @@
 The encoder is checked against a NumPy forward pass written here from the BERT equations,
 so a wrong transpose, mask or LayerNorm in the conversion cannot hide.
 """
+
 from __future__ import annotations
 
-import fakenews  # noqa: F401  (hub.KerasLayer needs Keras 2, chosen before TensorFlow loads)
 import shutil
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import tensorflow_text  # noqa: F401  (registers the tokenizer ops the preproces
 from safetensors.numpy import save_file
 from scipy.special import erf
 
+import fakenews  # noqa: F401  (hub.KerasLayer needs Keras 2, chosen before TensorFlow loads)
 from fakenews.errors import PipelineError
 from fakenews.hub.checkpoint import load_bert_checkpoint
 from fakenews.hub.encoder import build_encoder_module
@@ -95,8 +96,10 @@ def test_missing_tensor_is_named_and_no_module_is_written(tmp_path: Path, checkp
     folder = tmp_path / "partial"
     folder.mkdir()
     shutil.copy(CHECKPOINT / "config.json", folder)
-    save_file({"embeddings.LayerNorm.weight": weights["embeddings.LayerNorm.weight"]},
-              str(folder / "model.safetensors"))
+    save_file(
+        {"embeddings.LayerNorm.weight": weights["embeddings.LayerNorm.weight"]},
+        str(folder / "model.safetensors"),
+    )
     out = tmp_path / "encoder"
     with pytest.raises(PipelineError, match=r"model\.safetensors: missing tensor.*word_embeddings"):
         build_encoder_module(folder, out)
@@ -163,8 +166,9 @@ def test_bert_pack_inputs_with_custom_seq_length_in_keras(preprocessor, vocab):
     inputs = [tf.keras.layers.Input(shape=(), dtype=tf.string) for _ in range(2)]
     model = tf.keras.Model(inputs, pack([tokenize(text) for text in inputs]))
 
-    features = model([tf.constant(["first part", "short"]),
-                      tf.constant(["second part", "word " * 40])])
+    features = model(
+        [tf.constant(["first part", "short"]), tf.constant(["second part", "word " * 40])]
+    )
     ids, types = features["input_word_ids"].numpy(), features["input_type_ids"].numpy()
     assert ids.shape == (2, 16)
     first, second, part, word = (vocab.index(w) for w in ("first", "second", "part", "word"))
@@ -188,6 +192,7 @@ def numpy_bert(
     mask: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """HF BertModel for one sequence in float64: (sequence_output [seq, H], pooled_output [H])."""
+
     def param(name: str) -> np.ndarray:
         return weights[name].astype(np.float64)
 
@@ -202,9 +207,11 @@ def numpy_bert(
 
     length, hidden, heads = len(ids), config["hidden_size"], config["num_attention_heads"]
     head_size = hidden // heads
-    x = (weights["embeddings.word_embeddings.weight"][ids].astype(np.float64)
-         + param("embeddings.position_embeddings.weight")[:length]
-         + param("embeddings.token_type_embeddings.weight")[types])
+    x = (
+        weights["embeddings.word_embeddings.weight"][ids].astype(np.float64)
+        + param("embeddings.position_embeddings.weight")[:length]
+        + param("embeddings.token_type_embeddings.weight")[types]
+    )
     x = layer_norm(x, "embeddings.LayerNorm")
     for index in range(config["num_hidden_layers"]):
         layer = f"encoder.layer.{index}."
@@ -243,13 +250,18 @@ def test_encoder_matches_numpy_reference(encoder, preprocessor, checkpoint):
     assert len(set(lengths)) == len(SENTENCES)  # different lengths, so padding differs per row
     for row, length in enumerate(lengths):
         expected_sequence, expected_pooled = numpy_bert(
-            config, weights, features["input_word_ids"][row],
-            features["input_type_ids"][row], features["input_mask"][row],
+            config,
+            weights,
+            features["input_word_ids"][row],
+            features["input_type_ids"][row],
+            features["input_mask"][row],
         )
-        np.testing.assert_allclose(outputs["sequence_output"][row, :length],
-                                   expected_sequence[:length], atol=1e-4, rtol=0)
-        np.testing.assert_allclose(outputs["pooled_output"][row], expected_pooled,
-                                   atol=1e-4, rtol=0)
+        np.testing.assert_allclose(
+            outputs["sequence_output"][row, :length], expected_sequence[:length], atol=1e-4, rtol=0
+        )
+        np.testing.assert_allclose(
+            outputs["pooled_output"][row], expected_pooled, atol=1e-4, rtol=0
+        )
 
 
 def test_encoder_takes_any_batch_and_length_and_drops_out_only_in_training(encoder):
@@ -266,7 +278,9 @@ def test_encoder_takes_any_batch_and_length_and_drops_out_only_in_training(encod
         assert not np.allclose(training, inference[0])
 
 
-def test_a_layer_slice_is_the_first_layers_of_the_full_encoder(tmp_path: Path, encoder, preprocessor):
+def test_a_layer_slice_is_the_first_layers_of_the_full_encoder(
+    tmp_path: Path, encoder, preprocessor
+):
     build_encoder_module(CHECKPOINT, tmp_path / "two_layers", num_layers=2)
     sliced = hub.load(str(tmp_path / "two_layers"))
     assert len(sliced.trainable_variables) == 103 - 4 * 16  # 16 tensors a transformer layer
@@ -284,8 +298,9 @@ def test_fine_tuning_updates_encoder_weights(encoder_dir: Path, preprocessor):
     # Short packed inputs keep the training step cheap; the strings path is tested above.
     tokens = preprocessor.tokenize(tf.constant(SENTENCES))
     features = preprocessor.bert_pack_inputs([tokens], seq_length=32)
-    inputs = {name: tf.keras.layers.Input(shape=(None,), dtype=tf.int32, name=name)
-              for name in features}
+    inputs = {
+        name: tf.keras.layers.Input(shape=(None,), dtype=tf.int32, name=name) for name in features
+    }
     encoder = hub.KerasLayer(str(encoder_dir), trainable=True)
     pooled = encoder(inputs)["pooled_output"]
     model = tf.keras.Model(inputs, tf.keras.layers.Dense(1, activation="sigmoid")(pooled))
@@ -297,8 +312,11 @@ def test_fine_tuning_updates_encoder_weights(encoder_dir: Path, preprocessor):
     assert len(encoder.trainable_weights) == 103  # every checkpoint tensor but position_ids
     before = [w.numpy().copy() for w in encoder.trainable_weights]
     model.fit(features, tf.constant([0.0, 1.0, 0.0, 1.0]), batch_size=4, epochs=1, verbose=0)
-    unchanged = [w.name for w, old in zip(encoder.trainable_weights, before)
-                 if np.array_equal(w.numpy(), old)]
+    unchanged = [
+        w.name
+        for w, old in zip(encoder.trainable_weights, before, strict=False)
+        if np.array_equal(w.numpy(), old)
+    ]
     assert unchanged == []
 
 

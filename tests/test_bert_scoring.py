@@ -1,14 +1,15 @@
 """The BERT pyfunc's fast path (equal-length batches, bfloat16 on request) against a plain
 computation of the same SavedModel, on the tiny profile's model."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-import mlflow
 from fakenews.data.params import read_params
 from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError
@@ -35,7 +36,9 @@ def reference_probabilities(folder: Path, titles: list[str]) -> np.ndarray:
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    serve = tf.saved_model.load(str(folder / "artifacts" / "saved_model")).signatures["serving_default"]
+    serve = tf.saved_model.load(str(folder / "artifacts" / "saved_model")).signatures[
+        "serving_default"
+    ]
     return np.array([serve(tf.constant([t]))["fake_probability"].numpy()[0] for t in titles])
 
 
@@ -73,7 +76,9 @@ def test_bfloat16_is_refused_where_the_cpu_lacks_it(monkeypatch, tmp_path):
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
     assert cpu_flags(cpuinfo) == {"fpu", "sse2", "avx2", "avx512f"}
     monkeypatch.setattr("fakenews.precision.cpu_flags", lambda: cpu_flags(cpuinfo))
-    with pytest.raises(PipelineError, match="inference_precision: bfloat16 needs a CPU with AVX512-BF16"):
+    with pytest.raises(
+        PipelineError, match="inference_precision: bfloat16 needs a CPU with AVX512-BF16"
+    ):
         check_precision("bfloat16", "inference_precision")
     assert check_precision("float32", "inference_precision") == "float32"
     with pytest.raises(PipelineError, match="must be one of float32, mixed_bfloat16"):

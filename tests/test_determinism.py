@@ -8,6 +8,7 @@ Anything that leans on set or str-hash ordering, a stray unseeded RNG, leftover 
 state or a nondeterministic TF kernel shows up as a difference in metrics/train_*.json or
 in the per-epoch history.
 """
+
 from __future__ import annotations
 
 import json

@@ -11,6 +11,7 @@ validation log loss must stay within LOG_LOSS_TOLERANCE and the accuracy within
 ACCURACY_ROWS of the six validation rows. (ROC-AUC is not compared: with every
 probability near 0.5, one swapped pair of six rows moves it by 1/9.)
 """
+
 from __future__ import annotations
 
 import json
@@ -22,23 +23,38 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fakenews.distribution import is_chief, strategy_for
-from tests.support.params import section
 from fakenews.errors import PipelineError
 from fakenews.processes import free_port
 from tests.support.commands import PROJECT_ROOT, subprocess_env, write_params
+from tests.support.params import section
 from tests.support.tiny import tiny_params
 
 LOG_LOSS_TOLERANCE = 0.01
 ACCURACY_ROWS = 2
 
 
-@pytest.mark.parametrize("tf_config, chief", [
-    (None, True),
-    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
-    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
-    ({"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}, False),
-    ({"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "chief", "index": 0}}, True),
-])
+@pytest.mark.parametrize(
+    "tf_config, chief",
+    [
+        (None, True),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+        (
+            {
+                "cluster": {"chief": ["a:1"], "worker": ["b:1"]},
+                "task": {"type": "worker", "index": 0},
+            },
+            False,
+        ),
+        (
+            {
+                "cluster": {"chief": ["a:1"], "worker": ["b:1"]},
+                "task": {"type": "chief", "index": 0},
+            },
+            True,
+        ),
+    ],
+)
 def test_the_chief_is_task_chief_or_else_worker_0(monkeypatch, tf_config, chief):
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -48,8 +64,11 @@ def test_the_chief_is_task_chief_or_else_worker_0(monkeypatch, tf_config, chief)
 
 
 def test_unknown_distribution_and_missing_tf_config_are_one_line_errors(monkeypatch):
-    with pytest.raises(PipelineError, match="train_bert.distribution: input should be 'none', "
-                       "'mirrored' or 'multi_worker', got 'horovod'"):
+    with pytest.raises(
+        PipelineError,
+        match="train_bert.distribution: input should be 'none', "
+        "'mirrored' or 'multi_worker', got 'horovod'",
+    ):
         section("train_bert", distribution="horovod")
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(PipelineError, match="multi_worker but TF_CONFIG is not set"):
@@ -64,8 +83,13 @@ def stage_params(tiny_repro, shared_data, workdir: Path, stage: str, distributio
 
 def start_stage(stage: str, params: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
     with open(log, "w") as sink:
-        return subprocess.Popen([sys.executable, "-m", f"stages.{stage}", "--params", str(params)],
-                                cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", f"stages.{stage}", "--params", str(params)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def finish(proc: subprocess.Popen, log: Path) -> str:
@@ -96,32 +120,54 @@ def assert_close_to_single_device(tiny_repro, metrics_dir: Path, stage: str) -> 
 
 def test_mirrored_bert_over_two_logical_cpus(tiny_repro, shared_data, tracking_server, tmp_path):
     params = stage_params(tiny_repro, shared_data, tmp_path, "train_bert", "mirrored")
-    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
-           "MLFLOW_EXPERIMENT_NAME": "distribution-mirrored"}
+    env = {
+        **subprocess_env(),
+        "MLFLOW_TRACKING_URI": tracking_server,
+        "MLFLOW_EXPERIMENT_NAME": "distribution-mirrored",
+    }
     finish(start_stage("train_bert", params, env, tmp_path / "train.log"), tmp_path / "train.log")
 
     run = the_one_run(tracking_server, "distribution-mirrored")
     assert run.data.params["train_bert.distribution"] == "mirrored"
-    assert (run.data.tags["distribution.replicas"], run.data.tags["distribution.workers"]) == ("2", "1")
-    assert json.loads((tmp_path / "models" / "bert" / "mlflow_run.json").read_text())["run_id"] == run.info.run_id
+    assert (run.data.tags["distribution.replicas"], run.data.tags["distribution.workers"]) == (
+        "2",
+        "1",
+    )
+    assert (
+        json.loads((tmp_path / "models" / "bert" / "mlflow_run.json").read_text())["run_id"]
+        == run.info.run_id
+    )
     assert_close_to_single_device(tiny_repro, tmp_path / "metrics", "train_bert")
 
 
-def test_two_multi_worker_processes_train_one_lstm(tiny_repro, shared_data, tracking_server, tmp_path):
+def test_two_multi_worker_processes_train_one_lstm(
+    tiny_repro, shared_data, tracking_server, tmp_path
+):
     """Two workers on loopback ports: both train, only worker 0 (the chief) logs and writes."""
     params = stage_params(tiny_repro, shared_data, tmp_path, "train_lstm", "multi_worker")
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     procs = []
     for index in range(2):
-        env = {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
-               "MLFLOW_EXPERIMENT_NAME": "distribution-multi-worker",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        env = {
+            **subprocess_env(),
+            "MLFLOW_TRACKING_URI": tracking_server,
+            "MLFLOW_EXPERIMENT_NAME": "distribution-multi-worker",
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+        }
         log = tmp_path / f"worker{index}.log"
         procs.append((start_stage("train_lstm", params, env, log), log))
     chief, worker = (finish(proc, log) for proc, log in procs)
 
     run = the_one_run(tracking_server, "distribution-multi-worker")
-    assert (run.data.tags["distribution.replicas"], run.data.tags["distribution.workers"]) == ("2", "2")
+    assert (run.data.tags["distribution.replicas"], run.data.tags["distribution.workers"]) == (
+        "2",
+        "2",
+    )
     assert chief.startswith("epoch 1:") and "the chief logs and writes the outputs" in worker
-    assert json.loads((tmp_path / "models" / "lstm" / "mlflow_run.json").read_text())["run_id"] == run.info.run_id
+    assert (
+        json.loads((tmp_path / "models" / "lstm" / "mlflow_run.json").read_text())["run_id"]
+        == run.info.run_id
+    )
     assert_close_to_single_device(tiny_repro, tmp_path / "metrics", "train_lstm")

@@ -1,13 +1,13 @@
 """dvc.yaml lists exactly the Python files each stage runs (tools.dvc_deps), so `dvc repro`
 reruns a stage when (and only when) code it imports changes. A stage that imports a new
 helper without declaring it fails here instead of silently reusing a stale cache."""
+
 from __future__ import annotations
 
 import pytest
 
-from tools.dvc_deps import code_closure, declared_code_deps, rewritten, stage_names
-
 from tests.support.commands import PROJECT_ROOT
+from tools.dvc_deps import code_closure, declared_code_deps, rewritten, stage_names
 
 STAGES = stage_names()
 
@@ -29,6 +29,7 @@ def test_the_closure_follows_lazy_imports():
 def test_writing_the_deps_changes_only_the_code_lines():
     text = (PROJECT_ROOT / "dvc.yaml").read_text(encoding="utf-8")
     broken = text.replace("      - fakenews/errors.py\n", "", 1).replace(
-        "      - stages/split.py\n", "      - stages/split.py\n      - fakenews/nothing.py\n", 1)
+        "      - stages/split.py\n", "      - stages/split.py\n      - fakenews/nothing.py\n", 1
+    )
     assert broken != text
     assert rewritten(broken, STAGES) == rewritten(text, STAGES) == text

@@ -5,6 +5,7 @@ the runs and a champion, a second repro runs nothing, re-evaluating unchanged mo
 registers nothing, and the README's experiment reruns only what depends on its params and
 leaves the registry alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,20 @@ pytestmark = pytest.mark.slow
 ALL_STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
 # split reads only ids and labels; each consumer joins the columns it needs by id
 EXPECTED_EDGES = {
-    ("ingest", "clean"), ("clean", "embed"), ("ingest", "split"),
-    ("split", "train_lstm"), ("clean", "train_lstm"), ("embed", "train_lstm"),
-    ("split", "train_bert"), ("ingest", "train_bert"), ("embed", "train_bert"),
-    ("split", "evaluate"), ("clean", "evaluate"), ("ingest", "evaluate"),
-    ("train_lstm", "evaluate"), ("train_bert", "evaluate"),
+    ("ingest", "clean"),
+    ("clean", "embed"),
+    ("ingest", "split"),
+    ("split", "train_lstm"),
+    ("clean", "train_lstm"),
+    ("embed", "train_lstm"),
+    ("split", "train_bert"),
+    ("ingest", "train_bert"),
+    ("embed", "train_bert"),
+    ("split", "evaluate"),
+    ("clean", "evaluate"),
+    ("ingest", "evaluate"),
+    ("train_lstm", "evaluate"),
+    ("train_bert", "evaluate"),
 }
 
 
@@ -97,7 +107,9 @@ def test_full_repro_then_noop(repo, env, tracking_server, first_run):
 
 
 def registry_state(client: MlflowClient, name: str) -> tuple[list[str], dict[str, str]]:
-    versions = sorted((v.version for v in client.search_model_versions(f"name = '{name}'")), key=int)
+    versions = sorted(
+        (v.version for v in client.search_model_versions(f"name = '{name}'")), key=int
+    )
     return versions, client.get_registered_model(name).aliases
 
 
@@ -109,8 +121,10 @@ def test_reevaluating_unchanged_models_registers_nothing(repo, env, tracking_ser
     assert registry_state(client, TINY_REPRO_MODEL) == before
     promotion = json.loads((repo / "metrics/promotion.json").read_text())
     assert promotion["decision"] is None and promotion["new_versions"] == []
-    assert promotion["versions"] == {v.tags["family"]: v.version
-                                     for v in client.search_model_versions(f"name = '{TINY_REPRO_MODEL}'")}
+    assert promotion["versions"] == {
+        v.tags["family"]: v.version
+        for v in client.search_model_versions(f"name = '{TINY_REPRO_MODEL}'")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +137,11 @@ def readme_outputs(repo, env, first_run) -> dict[str, str]:
     """
     # sys.prefix is the venv itself; resolving sys.executable would lead to the base Python
     (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
-    outputs = {"registry before": registry_state(MlflowClient(env["MLFLOW_TRACKING_URI"]), TINY_REPRO_MODEL)}
+    outputs = {
+        "registry before": registry_state(
+            MlflowClient(env["MLFLOW_TRACKING_URI"]), TINY_REPRO_MODEL
+        )
+    }
     for block in runnable_blocks(README.read_text(encoding="utf-8")):
         for command in block:
             if command not in NOT_RUN_HERE:
@@ -133,25 +151,37 @@ def readme_outputs(repo, env, first_run) -> dict[str, str]:
 
 
 def test_readme_commands_run(readme_outputs, tracking_server):
-    champion = MlflowClient(tracking_server).get_model_version_by_alias(TINY_REPRO_MODEL, "champion")
+    champion = MlflowClient(tracking_server).get_model_version_by_alias(
+        TINY_REPRO_MODEL, "champion"
+    )
     shown = next(out for cmd, out in readme_outputs.items() if "promote show" in cmd)
     assert f"champion: version {champion.version}" in shown
     assert ran_stages(readme_outputs["make repro"]) == []  # first_run already reproduced everything
-    forced = next(out for cmd, out in readme_outputs.items() if "promote promote --version 1" in cmd)
-    assert forced.strip() == (f"version 1 of {TINY_REPRO_MODEL} is already champion; nothing to do"
-                              if champion.version == "1" else
-                              f"would make version 1 champion (now {champion.version})")
+    forced = next(
+        out for cmd, out in readme_outputs.items() if "promote promote --version 1" in cmd
+    )
+    assert forced.strip() == (
+        f"version 1 of {TINY_REPRO_MODEL} is already champion; nothing to do"
+        if champion.version == "1"
+        else f"would make version 1 champion (now {champion.version})"
+    )
     traced = readme_outputs["python -m tools.trace models/lstm"]
-    lstm_run = json.loads((readme_outputs["repo"] / "models/lstm/mlflow_run.json").read_text())["run_id"]
+    lstm_run = json.loads((readme_outputs["repo"] / "models/lstm/mlflow_run.json").read_text())[
+        "run_id"
+    ]
     # the README's experiment retrained the LSTM in the workspace: its params differ from HEAD
-    assert f"run      {lstm_run}  (stage train_lstm, FINISHED)" in traced and "dirty    true" in traced
+    assert (
+        f"run      {lstm_run}  (stage train_lstm, FINISHED)" in traced and "dirty    true" in traced
+    )
 
 
 def test_readme_spark_scoring_wrote_every_headline(readme_outputs):
     """The README's Spark command scored the ingested table into a folder of Parquet parts."""
     import pandas as pd
 
-    command = next(cmd for cmd in readme_outputs if isinstance(cmd, str) and "--engine spark" in cmd)
+    command = next(
+        cmd for cmd in readme_outputs if isinstance(cmd, str) and "--engine spark" in cmd
+    )
     repo = readme_outputs["repo"]
     ingested = pd.read_parquet(repo / "data/ingested/headlines.parquet")
     scored = pd.read_parquet(repo / "scored.parquet")  # the folder of part files
@@ -169,10 +199,17 @@ def test_a_param_change_reruns_only_what_depends_on_it(readme_outputs):
     """The README's experiment changes a clean and a train_lstm param: BERT, which joins
     raw titles by id, is not retrained, and nothing upstream of clean reruns."""
     assert ran_stages(readme_outputs[experiment_command(readme_outputs)]) == [
-        "clean", "embed", "train_lstm", "evaluate"]
+        "clean",
+        "embed",
+        "train_lstm",
+        "evaluate",
+    ]
 
 
 def test_an_experiment_leaves_the_registry_untouched(readme_outputs, tracking_server):
     client = MlflowClient(tracking_server)
     assert registry_state(client, TINY_REPRO_MODEL) == readme_outputs["registry before"]
-    assert "nothing registered and no alias moved" in readme_outputs[experiment_command(readme_outputs)]
+    assert (
+        "nothing registered and no alias moved"
+        in readme_outputs[experiment_command(readme_outputs)]
+    )

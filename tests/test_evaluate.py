@@ -1,4 +1,5 @@
 """evaluate, its measures, and promotion against a real tracking server and registry."""
+
 from __future__ import annotations
 
 import json
@@ -29,12 +30,19 @@ def test_intervals_bracket_the_point_estimate_overall_and_per_source():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 400)
     good = np.clip(labels * 0.6 + rng.random(400) * 0.4, 0, 1)
-    test = pd.DataFrame({"label": labels, "source": np.where(np.arange(400) < 300, "gossipcop", "politifact")})
+    test = pd.DataFrame(
+        {"label": labels, "source": np.where(np.arange(400) < 300, "gossipcop", "politifact")}
+    )
     results = evaluate.evaluate(test, {"good": (good, 0.5), "coin": (rng.random(400), 0.5)}, PARAMS)
-    for scores in [r for result in results.values() for r in (result, *result["by_source"].values())]:
+    for scores in [
+        r for result in results.values() for r in (result, *result["by_source"].values())
+    ]:
         assert scores["accuracy_ci_low"] <= scores["accuracy"] <= scores["accuracy_ci_high"]
         assert scores["roc_auc_ci_low"] <= scores["roc_auc"] <= scores["roc_auc_ci_high"]
-    assert {s: r["rows"] for s, r in results["good"]["by_source"].items()} == {"gossipcop": 300, "politifact": 100}
+    assert {s: r["rows"] for s, r in results["good"]["by_source"].items()} == {
+        "gossipcop": 300,
+        "politifact": 100,
+    }
     assert results["good"]["roc_auc"] > 0.9 > 0.6 > results["coin"]["roc_auc"]
 
 
@@ -53,9 +61,12 @@ def test_intervals_are_those_of_scoring_each_resample_with_sklearn(rows):
         accuracies.append(skm.accuracy_score(labels[idx], scores[idx] >= 0.5))
         if len(set(labels[idx])) == 2:
             aucs.append(skm.roc_auc_score(labels[idx], scores[idx]))
-    expected = {"accuracy_ci_low": np.percentile(accuracies, 2.5),
-                "accuracy_ci_high": np.percentile(accuracies, 97.5),
-                "roc_auc_ci_low": np.percentile(aucs, 2.5), "roc_auc_ci_high": np.percentile(aucs, 97.5)}
+    expected = {
+        "accuracy_ci_low": np.percentile(accuracies, 2.5),
+        "accuracy_ci_high": np.percentile(accuracies, 97.5),
+        "roc_auc_ci_low": np.percentile(aucs, 2.5),
+        "roc_auc_ci_high": np.percentile(aucs, 97.5),
+    }
     assert bootstrap_ci(labels, scores, 0.5, 300, seed=5) == pytest.approx(expected, abs=1e-12)
 
 
@@ -79,19 +90,28 @@ def test_threshold_is_chosen_for_accuracy_and_stays_at_half_when_nothing_separat
     assert choose_threshold(labels, np.full(6, 0.7)) == 0.5
 
 
-UNIGRAM = {"text": "tokens", "word_ngram_range": [1, 1], "char_ngram_range": None, "logreg_c": [1.0]}
+UNIGRAM = {
+    "text": "tokens",
+    "word_ngram_range": [1, 1],
+    "char_ngram_range": None,
+    "logreg_c": [1.0],
+}
 
 
 def test_references_fit_on_train_and_choose_their_threshold_on_validation():
-    train = pd.DataFrame({"tokens": [["alien", "shock"], ["senate", "vote"]] * 20, "label": [1, 0] * 20})
+    train = pd.DataFrame(
+        {"tokens": [["alien", "shock"], ["senate", "vote"]] * 20, "label": [1, 0] * 20}
+    )
     val = pd.DataFrame({"tokens": [["alien"], ["senate"], ["alien", "vote"]], "label": [1, 0, 1]})
     test = pd.DataFrame({"tokens": [["alien"], ["senate"]], "label": [1, 0]})
     references = section("evaluate", references={"tfidf_unigram": UNIGRAM}).references
     preds = baselines.reference_predictions(train, val, test, references)
     probabilities, threshold = preds["tfidf_unigram"]
     assert probabilities[0] > threshold > probabilities[1]
-    assert threshold == choose_threshold(val["label"].to_numpy(), baselines.reference_predictions(
-        train, val, val, references)["tfidf_unigram"][0])
+    assert threshold == choose_threshold(
+        val["label"].to_numpy(),
+        baselines.reference_predictions(train, val, val, references)["tfidf_unigram"][0],
+    )
     assert set(preds["majority"][0]) == {1.0}  # ties go to fake
 
 
@@ -103,17 +123,26 @@ def test_the_word_and_character_reference_chooses_c_on_validation():
         label = rng.integers(0, 2, rows)
         # a weak, noisy signal: the first word leans towards the label 70 % of the time
         first = np.where(rng.random(rows) < 0.7, label, 1 - label)
-        titles = [f"{words[f * 4 + rng.integers(0, 4)]} {' '.join(rng.choice(words, 3))}" for f in first]
+        titles = [
+            f"{words[f * 4 + rng.integers(0, 4)]} {' '.join(rng.choice(words, 3))}" for f in first
+        ]
         return pd.DataFrame({"title": titles, "label": label})
 
     train, val = frame(300), frame(200)
-    spec = {"text": "title", "word_ngram_range": [1, 2], "char_ngram_range": [2, 4], "char_min_df": 2,
-            "logreg_c": [0.0001, 1.0]}
+    spec = {
+        "text": "title",
+        "word_ngram_range": [1, 2],
+        "char_ngram_range": [2, 4],
+        "char_min_df": 2,
+        "logreg_c": [0.0001, 1.0],
+    }
     references = section("evaluate", references={"ref": spec}).references
     model, _ = baselines.tfidf_reference(train, val, references["ref"])
     assert model[-1].C == 1.0  # C = 0.0001 predicts almost the base rate: worse on validation
     assert len(model[0].transformer_list) == 2  # words and characters
-    with pytest.raises(PipelineError, match="text: input should be 'title' or 'tokens', got 'body'"):
+    with pytest.raises(
+        PipelineError, match="text: input should be 'title' or 'tokens', got 'body'"
+    ):
         section("evaluate", references={"ref": dict(spec, text="body")})
 
 
@@ -135,15 +164,25 @@ def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, t
     metrics_dir = Path(params["paths"]["metrics_dir"])
     results = json.loads((metrics_dir / "evaluate.json").read_text())
     assert set(results) == {"lstm", "bert", "tfidf_logreg", "tfidf_unigram", "majority"}
-    test = load_splits(params["paths"]["split"], params["paths"]["cleaned"], ["id", "source"])["test"]
-    assert {s: r["rows"] for s, r in results["bert"]["by_source"].items()} == \
-        test["source"].value_counts().to_dict()
+    test = load_splits(params["paths"]["split"], params["paths"]["cleaned"], ["id", "source"])[
+        "test"
+    ]
+    assert {s: r["rows"] for s, r in results["bert"]["by_source"].items()} == test[
+        "source"
+    ].value_counts().to_dict()
     train_lstm = json.loads((metrics_dir / "train_lstm.json").read_text())
     assert results["lstm"]["threshold"] == train_lstm["val"]["threshold"]  # chosen on validation
     plots = {p.name for p in (metrics_dir / "evaluate_plots").iterdir()}
-    assert {"roc_bert.csv", "pr_lstm.csv", "confusion_majority.csv", "calibration_bert.csv"} <= plots
+    assert {
+        "roc_bert.csv",
+        "pr_lstm.csv",
+        "confusion_majority.csv",
+        "calibration_bert.csv",
+    } <= plots
     promotion = json.loads((metrics_dir / "promotion.json").read_text())
-    assert promotion["decision"]["promoted"] and promotion["decision"]["reason"] == "no champion yet"
+    assert (
+        promotion["decision"]["promoted"] and promotion["decision"]["reason"] == "no champion yet"
+    )
 
     client = MlflowClient(tracking_uri)
     name = params["evaluate"]["registered_model"]
@@ -151,8 +190,9 @@ def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, t
     best = max(("lstm", "bert"), key=lambda family: results[family]["roc_auc"])
     assert champion.tags["family"] == best and champion.version == promotion["decision"]["version"]
     assert champion.tags[tag.SPLIT_HASH] and champion.tags["promotion.promoted"] == "True"
-    runs = client.search_runs([client.get_experiment_by_name("fake-news").experiment_id],
-                              "tags.dvc.stage = 'evaluate'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("fake-news").experiment_id], "tags.dvc.stage = 'evaluate'"
+    )
     linked = {r.data.tags["model"]: r.data.tags.get("training_run_id") for r in runs}
     assert set(linked) == {"lstm", "bert", "tfidf_logreg", "tfidf_unigram", "majority"}
     assert linked["lstm"] and linked["bert"] and linked["majority"] is None
@@ -168,18 +208,30 @@ def test_registration_and_promotion_on_a_real_registry(tiny_trained, tracking_ur
     headlines = pd.read_parquet(params["paths"]["ingested"])
     titles, labels = headlines["title"].tolist(), headlines["label"].to_numpy()
     client = MlflowClient(tracking_uri)
-    rules = section("evaluate", registered_model="promotion-rules", promotion_metric="roc_auc",
-                    min_margin=0.0, bootstrap_resamples=200, seed=0)
+    rules = section(
+        "evaluate",
+        registered_model="promotion-rules",
+        promotion_metric="roc_auc",
+        min_margin=0.0,
+        bootstrap_resamples=200,
+        seed=0,
+    )
     model_scores = scored_by(mlflow.pyfunc.load_model(record["model_uri"]), titles)
 
     def promote(content_hash: str, scored: Scored, split_hash: str = "split-A") -> dict:
         candidate = {**record, "content_hash": content_hash, "metrics": {}, "scored": scored}
-        return register_and_promote({"lstm": candidate}, labels, titles, split_hash, "data-1", rules)
+        return register_and_promote(
+            {"lstm": candidate}, labels, titles, split_hash, "data-1", rules
+        )
 
     first = promote("weights-1", model_scores)
     assert first["decision"]["promoted"] and first["new_versions"] == ["1"]
     again = promote("weights-1", model_scores)  # the same content: nothing to register
-    assert again["decision"] is None and again["new_versions"] == [] and again["versions"] == {"lstm": "1"}
+    assert (
+        again["decision"] is None
+        and again["new_versions"] == []
+        and again["versions"] == {"lstm": "1"}
+    )
     assert registry.alias_version(client, "promotion-rules", "champion") == "1"
 
     tie = promote("weights-2", model_scores)["decision"]
@@ -201,5 +253,7 @@ def test_registration_and_promotion_on_a_real_registry(tiny_trained, tracking_ur
     assert registry.alias_version(client, "promotion-rules", "champion") == "1"
     registry.force(client, "promotion-rules", "2", "hotfix for a known v1 bias")
     assert registry.alias_version(client, "promotion-rules", "champion") == "2"
-    assert client.get_model_version("promotion-rules", "2").tags["promotion.reason"] == \
-        "forced: hotfix for a known v1 bias"
+    assert (
+        client.get_model_version("promotion-rules", "2").tags["promotion.reason"]
+        == "forced: hotfix for a known v1 bias"
+    )

@@ -2,6 +2,7 @@
 SIGKILLed mid-epoch under `dvc repro`, runs left RUNNING by dead processes, and a DVC
 experiment sweep grouped under one MLflow parent run.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,14 @@ SLEEPER = (
 
 def start_sleeper(env: dict) -> tuple[subprocess.Popen, str]:
     """A process holding a RUNNING run; returns it and the run id."""
-    proc = subprocess.Popen([sys.executable, "-c", SLEEPER], cwd=PROJECT_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLEEPER],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     return proc, proc.stdout.readline().strip()
 
 
@@ -64,7 +71,9 @@ def test_runs_left_running_by_dead_processes_are_ended_failed(tracking_server, m
         experiment_id = client.get_experiment_by_name(experiment).experiment_id
         # the PID is alive, but it is this test's process, started long after "1.0"
         reused = client.create_run(experiment_id, tags={**process_tags(), "process.started": "1.0"})
-        foreign = client.create_run(experiment_id, tags={**process_tags(), "process.host": "elsewhere"})
+        foreign = client.create_run(
+            experiment_id, tags={**process_tags(), "process.host": "elsewhere"}
+        )
         untagged = client.create_run(experiment_id)
 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
@@ -127,18 +136,26 @@ def lstm_params(tiny_params: Path, target: Path, out: Path, **train_lstm) -> Pat
     return write_params(target, params)
 
 
-def wait_mid_training(client: MlflowClient, experiment: str, proc: subprocess.Popen,
-                      log: Path, timeout: float = 300) -> Run:
+def wait_mid_training(
+    client: MlflowClient, experiment: str, proc: subprocess.Popen, log: Path, timeout: float = 300
+) -> Run:
     """The RUNNING train_lstm run once it has logged an epoch; fails if the stage ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"the stage ended (exit {proc.returncode}) before it was interrupted:\n"
-                        + log.read_text(errors="replace")[-3000:])
+            pytest.fail(
+                f"the stage ended (exit {proc.returncode}) before it was interrupted:\n"
+                + log.read_text(errors="replace")[-3000:]
+            )
         found = client.get_experiment_by_name(experiment)
-        runs = client.search_runs(
-            [found.experiment_id], "attributes.status = 'RUNNING' and tags.`dvc.stage` = 'train_lstm'"
-        ) if found else []
+        runs = (
+            client.search_runs(
+                [found.experiment_id],
+                "attributes.status = 'RUNNING' and tags.`dvc.stage` = 'train_lstm'",
+            )
+            if found
+            else []
+        )
         if runs and client.get_metric_history(runs[0].info.run_id, "loss"):
             return runs[0]
         time.sleep(0.25)
@@ -147,8 +164,10 @@ def wait_mid_training(client: MlflowClient, experiment: str, proc: subprocess.Po
 
 def plant_previous_outputs(out: Path) -> dict[Path, bytes]:
     """Stand-ins for the outputs of an earlier complete run, to check they survive."""
-    files = {out / "models/lstm/saved_model.pb": b"previous model",
-             out / "metrics/train_lstm.json": b'{"previous": true}\n'}
+    files = {
+        out / "models/lstm/saved_model.pb": b"previous model",
+        out / "metrics/train_lstm.json": b'{"previous": true}\n',
+    }
     for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
@@ -158,8 +177,9 @@ def plant_previous_outputs(out: Path) -> dict[Path, bytes]:
 @pytest.mark.slow
 def test_server_killed_mid_training_fails_cleanly_and_recovers(tiny_pipeline, tmp_path):
     out, store, port = tmp_path / "out", tmp_path / "store", free_port()
-    long_run = lstm_params(tiny_pipeline, tmp_path / "long.yaml", out,
-                           epochs=300, early_stopping_patience=300)
+    long_run = lstm_params(
+        tiny_pipeline, tmp_path / "long.yaml", out, epochs=300, early_stopping_patience=300
+    )
     previous = plant_previous_outputs(out)
     log, err_log = tmp_path / "stage.log", tmp_path / "stage.err"
     with running_server(store, port) as server:
@@ -171,7 +191,10 @@ def test_server_killed_mid_training_fails_cleanly_and_recovers(tiny_pipeline, tm
         with open(log, "w") as sink, open(err_log, "w") as err_sink:  # files: a pipe can fill up
             proc = subprocess.Popen(
                 [sys.executable, "-m", "stages.train_lstm", "--params", str(long_run)],
-                cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=err_sink,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=sink,
+                stderr=err_sink,
             )
         interrupted = wait_mid_training(client, "server-killed", proc, err_log)
         os.killpg(server.pid, signal.SIGKILL)  # hard: the server and its uvicorn worker
@@ -197,9 +220,15 @@ def test_server_killed_mid_training_fails_cleanly_and_recovers(tiny_pipeline, tm
         db.close()
         assert client.get_run(interrupted.info.run_id).info.status == "RUNNING"  # nobody ended it
         short_run = lstm_params(tiny_pipeline, tmp_path / "short.yaml", out, epochs=1)
-        rerun = run([sys.executable, "-m", "stages.train_lstm", "--params", str(short_run)],
-                    PROJECT_ROOT, env)
-        assert f"run(s) left RUNNING by a process that is gone: {interrupted.info.run_id}" in rerun.stdout
+        rerun = run(
+            [sys.executable, "-m", "stages.train_lstm", "--params", str(short_run)],
+            PROJECT_ROOT,
+            env,
+        )
+        assert (
+            f"run(s) left RUNNING by a process that is gone: {interrupted.info.run_id}"
+            in rerun.stdout
+        )
 
         swept = client.get_run(interrupted.info.run_id)
         assert swept.info.status == "FAILED" and "process.ended" in swept.data.tags
@@ -244,8 +273,9 @@ def test_stage_killed_mid_epoch_leaves_no_outputs_and_dvc_repro_recovers(tiny_re
     set_params(repo, "train_lstm", epochs=epochs, early_stopping_patience=epochs)
     log = tmp_path / "repro.log"
     with open(log, "w") as sink:
-        proc = subprocess.Popen(["dvc", "repro", "train_lstm"], cwd=repo, env=env,
-                                stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["dvc", "repro", "train_lstm"], cwd=repo, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
     interrupted = wait_mid_training(client, DVC_EXPERIMENT, proc, log)
     stage_pid = int(interrupted.data.tags["process.pid"])
     assert stage_pid in {child.pid for child in psutil.Process(proc.pid).children(recursive=True)}
@@ -274,9 +304,24 @@ def test_a_dvc_experiment_sweep_is_grouped_under_one_parent_run(tiny_repo):
     repo, env = tiny_repo
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     for units in (12, 16):  # values no other test trains, so DVC's run cache cannot skip them
-        done = run(["dvc", "exp", "run", "train_lstm", "-S", "tracking.sweep=lstm-units",
-                    "-S", f"train_lstm.lstm_units={units}", "-S", "train_lstm.epochs=1",
-                    "-S", "train_lstm.early_stopping_patience=1"], repo, env)
+        done = run(
+            [
+                "dvc",
+                "exp",
+                "run",
+                "train_lstm",
+                "-S",
+                "tracking.sweep=lstm-units",
+                "-S",
+                f"train_lstm.lstm_units={units}",
+                "-S",
+                "train_lstm.epochs=1",
+                "-S",
+                "train_lstm.early_stopping_patience=1",
+            ],
+            repo,
+            env,
+        )
         assert ran_stages(done.stdout) == ["train_lstm"]
 
     experiment_id = client.get_experiment_by_name(DVC_EXPERIMENT).experiment_id

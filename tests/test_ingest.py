@@ -1,4 +1,5 @@
 """ingest: the real FakeNewsNet files, both reference CSV shapes, and every bad input."""
+
 from __future__ import annotations
 
 import copy
@@ -43,7 +44,9 @@ def test_real_fakenewsnet_files(shared_data):
 
 def test_fakenewsnet_labels_come_from_file_names(tmp_path):
     (tmp_path / "gossipcop_fake.csv").write_text("id,news_url,title,tweet_ids\na,u,Aliens land,1\n")
-    (tmp_path / "politifact_real.csv").write_text("id,news_url,title,tweet_ids\nb,u,Budget passes,2\n")
+    (tmp_path / "politifact_real.csv").write_text(
+        "id,news_url,title,tweet_ids\nb,u,Budget passes,2\n"
+    )
     frame, _ = ingest(dict(DEFAULTS["ingest"], path=str(tmp_path)))
     rows = frame.set_index("id")
     assert rows.loc["a", "label"] == 1 and rows.loc["a", "source"] == "gossipcop"
@@ -51,12 +54,14 @@ def test_fakenewsnet_labels_come_from_file_names(tmp_path):
 
 
 def test_tidy_drops_and_counts_empty_duplicate_and_conflicting_titles():
-    raw = pd.DataFrame({
-        "id": list("abcdefg"),
-        "title": ["One", "  ", "One", "Two  words", "Two words", "Mixed", "Mixed"],
-        "label": [1, 0, 1, 0, 0, 1, 0],
-        "source": "s",
-    })
+    raw = pd.DataFrame(
+        {
+            "id": list("abcdefg"),
+            "title": ["One", "  ", "One", "Two  words", "Two words", "Mixed", "Mixed"],
+            "label": [1, 0, 1, 0, 0, 1, 0],
+            "source": "s",
+        }
+    )
     frame, report = ingest_stage.tidy(raw, "raw")
     assert frame["title"].tolist() == ["One", "Two words"]
     assert report["dropped"] == {"empty_title": 1, "duplicate_title": 2, "conflicting_label": 2}
@@ -64,15 +69,17 @@ def test_tidy_drops_and_counts_empty_duplicate_and_conflicting_titles():
 
 def test_kaggle_news_articles_shape(tmp_path):
     path = tmp_path / "news_articles.csv"
-    pd.DataFrame({
-        "author": ["x", "y", "z"],
-        "published": ["2016", "2016", "2016"],
-        "title": ["Muslims BUSTED", "Senate votes on bill", ""],
-        "text": ["...", "...", "..."],
-        "language": ["english"] * 3,
-        "label": ["Fake", "Real", "Fake"],
-        "hasImage": ["1", "0", "1"],
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "author": ["x", "y", "z"],
+            "published": ["2016", "2016", "2016"],
+            "title": ["Muslims BUSTED", "Senate votes on bill", ""],
+            "text": ["...", "...", "..."],
+            "language": ["english"] * 3,
+            "label": ["Fake", "Real", "Fake"],
+            "hasImage": ["1", "0", "1"],
+        }
+    ).to_csv(path, index=False)
     frame, report = ingest(csv_params(path))
     assert frame["title"].tolist() == ["Muslims BUSTED", "Senate votes on bill"]
     assert frame["label"].tolist() == [1, 0]
@@ -82,18 +89,23 @@ def test_kaggle_news_articles_shape(tmp_path):
 
 def test_fake_or_real_news_shape_with_joined_title_and_text_tsv(tmp_path):
     path = tmp_path / "fake_or_real_news.tsv"
-    pd.DataFrame({
-        "Unnamed: 0": ["8476", "10294"],
-        "title": ["You Can Smell Hillary's Fear", "Kerry to go to Paris"],
-        "text": ["Daniel Greenfield", "US Secretary of State"],
-        "label": ["FAKE", "REAL"],
-    }).to_csv(path, index=False, sep="\t")
-    params = csv_params(path, sep="\t", title_columns=["title", "text"], title_joiner=" | ",
-                        id_column="Unnamed: 0")
+    pd.DataFrame(
+        {
+            "Unnamed: 0": ["8476", "10294"],
+            "title": ["You Can Smell Hillary's Fear", "Kerry to go to Paris"],
+            "text": ["Daniel Greenfield", "US Secretary of State"],
+            "label": ["FAKE", "REAL"],
+        }
+    ).to_csv(path, index=False, sep="\t")
+    params = csv_params(
+        path, sep="\t", title_columns=["title", "text"], title_joiner=" | ", id_column="Unnamed: 0"
+    )
     frame, _ = ingest(params)
     assert frame["id"].tolist() == ["8476", "10294"]
-    assert frame["title"].tolist() == ["You Can Smell Hillary's Fear | Daniel Greenfield",
-                                       "Kerry to go to Paris | US Secretary of State"]
+    assert frame["title"].tolist() == [
+        "You Can Smell Hillary's Fear | Daniel Greenfield",
+        "Kerry to go to Paris | US Secretary of State",
+    ]
     assert frame["label"].tolist() == [1, 0]
 
 
@@ -106,12 +118,14 @@ def test_headerless_csv_with_names(tmp_path):
 
 # --- bad input: a clear one-paragraph error naming the file, and no output ---------
 
+
 def run_main_expecting_error(tmp_path: Path, ingest_params: dict, capsys) -> str:
     out = tmp_path / "out"
     params = copy.deepcopy(DEFAULTS)
     params["ingest"] = ingest_params
-    params["paths"].update(ingested=str(out / "headlines.parquet"),
-                           ingest_report=str(out / "ingest.json"))
+    params["paths"].update(
+        ingested=str(out / "headlines.parquet"), ingest_report=str(out / "ingest.json")
+    )
     params_file = write_params(tmp_path / "params.yaml", params)
     with pytest.raises(SystemExit) as exit_info:
         ingest_stage.main(["--params", str(params_file)])

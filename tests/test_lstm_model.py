@@ -1,4 +1,5 @@
 """The LSTM's network: the reference shape by default, the searched choices as params."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,17 @@ from tests.support.params import section
 
 DEFAULTS = load_params(PROJECT_ROOT / "params.yaml")
 
-PARAMS = dict(trainable_embeddings=True, mask_padding=True, spatial_dropout=0.1, lstm_units=4,
-              dense_units=[3, 2], dropout=0.1, learning_rate=0.01, bidirectional=False,
-              pooling="last")
+PARAMS = dict(
+    trainable_embeddings=True,
+    mask_padding=True,
+    spatial_dropout=0.1,
+    lstm_units=4,
+    dense_units=[3, 2],
+    dropout=0.1,
+    learning_rate=0.01,
+    bidirectional=False,
+    pooling="last",
+)
 
 
 def lstm_params(**values):
@@ -29,16 +38,24 @@ def layer_kinds(model) -> list[str]:
 
 def test_the_default_is_the_reference_shape():
     model = lstm.build_model(np.ones((6, 5), np.float32), 7, lstm_params())
-    assert layer_kinds(model) == ["InputLayer", "Embedding", "SpatialDropout1D", "LSTM",
-                                  "Dense", "Dense", "Dense"]
+    assert layer_kinds(model) == [
+        "InputLayer",
+        "Embedding",
+        "SpatialDropout1D",
+        "LSTM",
+        "Dense",
+        "Dense",
+        "Dense",
+    ]
     # by position: Keras names layers per process (lstm, lstm_1, ...), so a name depends on
     # which tests ran earlier in the same worker
     assert model.layers[3].units == 4 and model.output_shape == (None, 1)
 
 
 def test_bidirectional_and_max_pooling_over_time_are_params():
-    model = lstm.build_model(np.ones((6, 5), np.float32), 7,
-                             lstm_params(bidirectional=True, pooling="max"))
+    model = lstm.build_model(
+        np.ones((6, 5), np.float32), 7, lstm_params(bidirectional=True, pooling="max")
+    )
     assert layer_kinds(model)[3:5] == ["Bidirectional", "GlobalMaxPooling1D"]
     assert model.layers[3].output_shape == (None, 7, 8)  # every step, both directions
     ids = np.array([[0, 0, 0, 2, 3, 4, 5]] * 4, np.int32)
@@ -47,9 +64,17 @@ def test_bidirectional_and_max_pooling_over_time_are_params():
         lstm_params(pooling="mean")
 
 
-def test_clean_overrides_give_the_lstm_its_own_tokens_and_the_served_model_the_same_rules(shared_data):
-    parts = {"train": pd.DataFrame({"title": ["The senators were voting on taxes"],
-                                    "tokens": [["senator", "voting", "tax"]]})}
+def test_clean_overrides_give_the_lstm_its_own_tokens_and_the_served_model_the_same_rules(
+    shared_data,
+):
+    parts = {
+        "train": pd.DataFrame(
+            {
+                "title": ["The senators were voting on taxes"],
+                "tokens": [["senator", "voting", "tax"]],
+            }
+        )
+    }
     clean = {**DEFAULTS.clean.model_dump(), "nltk_data": str(shared_data / "nltk_data")}
     params = load_params_from({"clean": clean, "train_lstm": {"clean_overrides": {}}})
     # the clean stage's tokens as they are
@@ -75,8 +100,9 @@ def test_the_default_shape_trains_and_serves_with_padding_masked(tmp_path):
     set_seeds(0)
     rng = np.random.default_rng(0)
     model = lstm.build_model(rng.normal(size=(9, 5)).astype("float32"), 6, params)
-    ids = np.array([[0, 0, 1, 2, 3, 4], [0, 0, 0, 0, 5, 6], [0, 7, 8, 1, 2, 3], [1, 2, 3, 4, 5, 6]],
-                   np.int32)
+    ids = np.array(
+        [[0, 0, 1, 2, 3, 4], [0, 0, 0, 0, 5, 6], [0, 7, 8, 1, 2, 3], [1, 2, 3, 4, 5, 6]], np.int32
+    )
     model.fit(ids, np.array([0, 1, 0, 1]), epochs=1, verbose=0)
     before = model.predict(ids, verbose=0)[:, 0]
 
@@ -86,7 +112,10 @@ def test_the_default_shape_trains_and_serves_with_padding_masked(tmp_path):
     vectors.set_weights([weights])
     np.testing.assert_allclose(model.predict(ids, verbose=0)[:, 0], before, rtol=0, atol=1e-6)
 
-    save_serving_model(model, tmp_path / "saved", tf.TensorSpec([None, 6], tf.int32, name="token_ids"))
+    save_serving_model(
+        model, tmp_path / "saved", tf.TensorSpec([None, 6], tf.int32, name="token_ids")
+    )
     serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
-    np.testing.assert_allclose(serve(tf.constant(ids))["fake_probability"].numpy(), before,
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        serve(tf.constant(ids))["fake_probability"].numpy(), before, rtol=0, atol=1e-6
+    )

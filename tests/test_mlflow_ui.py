@@ -5,6 +5,7 @@ Headless Debian Chromium, driven by Playwright for Python (`make test-ui` instal
 browser when it is missing). Screenshots of every step go to test-output/ui/ (git-ignored),
 so a failure can be looked at.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.ui]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "ui"
 # Without the networking switches Chromium keeps trying hosts this machine cannot reach.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 NUMBER = re.compile(r"\d+\.\d+")
 
 
@@ -48,19 +56,26 @@ def shows_value(text: str, value: float) -> bool:
 
 
 def test_the_experiment_opens_on_its_runs_and_compares_the_two_models(
-        tiny_repro, tracking_server, browser_page):
+    tiny_repro, tracking_server, browser_page
+):
     page = browser_page
     client = MlflowClient(tracking_server)
     experiment = client.get_experiment_by_name(TINY_REPRO_EXPERIMENT)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = {}  # the newest run of each name: the UI lists newest first
-    for r in client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"]):
+    for r in client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"]
+    ):
         runs.setdefault(r.info.run_name, r)
 
     # The link the README gives: the experiment in the UI's model-training view.
-    page.goto(f"{tracking_server}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning")
-    rows = {name: page.get_by_role("row").filter(has_text=name).first
-            for name in ("train_lstm", "train_bert", "evaluate_lstm", "evaluate_bert")}
+    page.goto(
+        f"{tracking_server}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning"
+    )
+    rows = {
+        name: page.get_by_role("row").filter(has_text=name).first
+        for name in ("train_lstm", "train_bert", "evaluate_lstm", "evaluate_bert")
+    }
     for row in rows.values():
         row.wait_for(timeout=60_000)
     page.screenshot(path=SCREENSHOTS / "1-runs.png")

@@ -4,6 +4,7 @@ Every ```bash block preceded by a `<!-- tested -->` line is run, line by line, b
 tests/test_dvc_repro.py::test_readme_commands_run in the copy that test reproduced on the
 tiny profile. `make test` is the one line skipped: it is what `.ci/run` itself runs.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,14 @@ NOT_RUN_HERE = {"make test"}  # .ci/run runs it; running it inside the suite wou
 def runnable_blocks(text: str) -> list[list[str]]:
     """Command lines of each ```bash block right after a MARKER line (comments dropped)."""
     blocks = re.findall(re.escape(MARKER) + r"\s*\n```bash\n(.*?)```", text, flags=re.S)
-    return [[line.split(" #")[0].strip() for line in block.splitlines()
-             if line.strip() and not line.lstrip().startswith("#")] for block in blocks]
+    return [
+        [
+            line.split(" #")[0].strip()
+            for line in block.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+        for block in blocks
+    ]
 
 
 def test_marked_blocks_are_found():

@@ -3,6 +3,7 @@
 Everything runs for real: the LSTM trained by the tiny_trained fixture, the session's
 tracking server and registry, and `mlflow models serve` in its own process group.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,13 @@ def dead_tracking_uri() -> str:
 
 
 def odd_frame() -> pd.DataFrame:
-    return pd.DataFrame({"id": [f"h{i}" for i in range(len(ODD_TITLES))], "kind": list(ODD_TITLES),
-                         "title": list(ODD_TITLES.values())})
+    return pd.DataFrame(
+        {
+            "id": [f"h{i}" for i in range(len(ODD_TITLES))],
+            "kind": list(ODD_TITLES),
+            "title": list(ODD_TITLES.values()),
+        }
+    )
 
 
 def read_scored(path: Path, sep: str = ",") -> pd.DataFrame:
@@ -90,8 +96,11 @@ def local_model(lstm_model_uri, tracking_server, tmp_path_factory) -> Path:
     import mlflow
 
     target = tmp_path_factory.mktemp("local_model")
-    return Path(mlflow.artifacts.download_artifacts(lstm_model_uri, dst_path=str(target),
-                                                    tracking_uri=tracking_server))
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            lstm_model_uri, dst_path=str(target), tracking_uri=tracking_server
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +121,14 @@ def champion(lstm_model_uri, tracking_server) -> tuple[str, str]:
 def test_help_explains_the_options_with_examples():
     proc = score_cli(["--help"])
     assert proc.returncode == 0
-    for text in ("examples:", "--title-column", "--threshold", "--batch-size", "models:/", "make score"):
+    for text in (
+        "examples:",
+        "--title-column",
+        "--threshold",
+        "--batch-size",
+        "models:/",
+        "make score",
+    ):
         assert text in proc.stdout
 
 
@@ -124,9 +140,13 @@ def test_missing_file_and_missing_column_fail_in_one_line_and_write_nothing(tmp_
     source = tmp_path / "headlines.csv"
     pd.DataFrame({"id": ["a"], "headline": ["Senate passes budget"]}).to_csv(source, index=False)
     no_column = score_cli(["--input", str(source), "--output", str(output)])
-    assert_one_line_error(no_column, str(source), "missing column(s) title", "columns found: id, headline")
+    assert_one_line_error(
+        no_column, str(source), "missing column(s) title", "columns found: id, headline"
+    )
 
-    bad_threshold = score_cli(["--input", str(source), "--output", str(output), "--threshold", "1.5"])
+    bad_threshold = score_cli(
+        ["--input", str(source), "--output", str(output), "--threshold", "1.5"]
+    )
     assert bad_threshold.returncode == 2 and "between 0 and 1" in bad_threshold.stderr
     assert not output.parent.exists()  # not even a temp file next to the output
 
@@ -135,8 +155,17 @@ def test_unreachable_tracking_server_names_the_model_and_how_to_start_it(tmp_pat
     source = tmp_path / "headlines.csv"
     odd_frame().to_csv(source, index=False)
     uri = dead_tracking_uri()
-    proc = score_cli(["--input", str(source), "--output", str(tmp_path / "out" / "scored.csv"),
-                      "--model", "models:/fake-news-classifier@champion"], env_with_tracking(uri))
+    proc = score_cli(
+        [
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "out" / "scored.csv"),
+            "--model",
+            "models:/fake-news-classifier@champion",
+        ],
+        env_with_tracking(uri),
+    )
     assert_one_line_error(proc, "models:/fake-news-classifier@champion", uri, "make server")
     assert not (tmp_path / "out").exists()
 
@@ -161,9 +190,13 @@ def test_score_frame_keeps_rows_and_applies_the_model_input_rules(local_model, c
     pd.testing.assert_frame_equal(scored[frame.columns], frame)
     assert_labels_follow_threshold(scored, threshold)
     np.testing.assert_allclose(scored["fake_probability"], one_batch["fake_probability"], atol=1e-6)
-    probability = dict(zip(scored["kind"], scored["fake_probability"]))
-    assert probability["empty"] == pytest.approx(probability["whitespace"], abs=1e-6)  # both the empty headline
-    cut = score_frame(pd.DataFrame({"title": [ODD_TITLES["long"].strip()[:1000]]}), model, progress=False)
+    probability = dict(zip(scored["kind"], scored["fake_probability"], strict=False))
+    assert probability["empty"] == pytest.approx(
+        probability["whitespace"], abs=1e-6
+    )  # both the empty headline
+    cut = score_frame(
+        pd.DataFrame({"title": [ODD_TITLES["long"].strip()[:1000]]}), model, progress=False
+    )
     assert probability["long"] == pytest.approx(cut["fake_probability"][0], abs=1e-6)
 
     with pytest.raises(PipelineError, match=r"column 'title'.*row 1 \(NoneType\), row 2 \(int\)"):
@@ -175,22 +208,36 @@ def test_cli_scores_odd_titles_with_a_local_model_and_no_server(local_model, tmp
     source, output = tmp_path / "odd.csv", tmp_path / "out" / "scored.csv"
     frame = odd_frame()
     frame.to_csv(source, index=False)
-    proc = score_cli(["--input", str(source), "--output", str(output), "--model", str(local_model),
-                      "--batch-size", "3"], env_with_tracking(dead_tracking_uri()))
+    proc = score_cli(
+        [
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "--model",
+            str(local_model),
+            "--batch-size",
+            "3",
+        ],
+        env_with_tracking(dead_tracking_uri()),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "2 empty or whitespace-only titles" in proc.stdout
 
     scored = read_scored(output)
     assert list(scored.columns) == [*frame.columns, "fake_probability", "predicted_label"]
     pd.testing.assert_frame_equal(scored[frame.columns], frame)  # every cell written back verbatim
-    model_threshold = json.loads((local_model / "artifacts" / "model_config.json").read_text())["threshold"]
+    model_threshold = json.loads((local_model / "artifacts" / "model_config.json").read_text())[
+        "threshold"
+    ]
     assert_labels_follow_threshold(scored, model_threshold)  # the model's own label
     assert sorted(p.name for p in output.parent.iterdir()) == ["scored.csv"]  # no temp left over
 
 
 @pytest.mark.slow
 def test_default_model_is_the_registry_champion(champion, tiny_trained, tracking_server, tmp_path):
-    """No --model: models:/<evaluate.registered_model>@champion, here from a TSV with another column name."""
+    """No --model: models:/<evaluate.registered_model>@champion, here from a TSV with
+    another column name."""
     name, version = champion
     params = read_params(tiny_trained)
     params["evaluate"]["registered_model"] = name
@@ -199,8 +246,21 @@ def test_default_model_is_the_registry_champion(champion, tiny_trained, tracking
     frame = odd_frame().rename(columns={"title": "headline"})
     frame.to_csv(source, sep="\t", index=False)
 
-    proc = score_cli(["--input", str(source), "--output", str(output), "--params", str(params_file),
-                      "--title-column", "headline", "--threshold", "0"], env_with_tracking(tracking_server))
+    proc = score_cli(
+        [
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "--params",
+            str(params_file),
+            "--title-column",
+            "headline",
+            "--threshold",
+            "0",
+        ],
+        env_with_tracking(tracking_server),
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"models:/{name}@champion (version {version})" in proc.stdout
     scored = read_scored(output, sep="\t")
@@ -214,10 +274,16 @@ def test_unknown_alias_and_unknown_model_are_one_line_errors(champion, tracking_
     source = tmp_path / "headlines.csv"
     odd_frame().to_csv(source, index=False)
     env = env_with_tracking(tracking_server)
-    for model, says in ((f"models:/{name}@nope", "alias nope not found"),
-                        ("models:/no-such-model@champion", "no-such-model not found")):
-        proc = score_cli(["--input", str(source), "--output", str(tmp_path / "out.csv"), "--model", model], env)
-        assert_one_line_error(proc, f"cannot load the model {model}", says, "python -m tools.promote")
+    for model, says in (
+        (f"models:/{name}@nope", "alias nope not found"),
+        ("models:/no-such-model@champion", "no-such-model not found"),
+    ):
+        proc = score_cli(
+            ["--input", str(source), "--output", str(tmp_path / "out.csv"), "--model", model], env
+        )
+        assert_one_line_error(
+            proc, f"cannot load the model {model}", says, "python -m tools.promote"
+        )
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -229,8 +295,9 @@ def served_champion(champion, tracking_server):
     """`mlflow models serve` of models:/<name>@champion on a free port; its base URL.
     served_model stops the whole process group and fails if anything is left behind."""
     name, _ = champion
-    with served_model(f"models:/{name}@champion", env_with_tracking(tracking_server),
-                      timeout=300) as base:
+    with served_model(
+        f"models:/{name}@champion", env_with_tracking(tracking_server), timeout=300
+    ) as base:
         yield base
 
 
@@ -248,13 +315,21 @@ def _probabilities(response: requests.Response) -> list[float]:
 @pytest.mark.slow
 def test_served_champion_gives_one_probability_per_raw_headline(served_champion):
     titles = list(ODD_TITLES.values())
-    records = _probabilities(_invoke(served_champion, {"dataframe_records": [{"title": t} for t in titles]}))
-    split = _probabilities(_invoke(served_champion,
-                                   {"dataframe_split": {"columns": ["title"], "data": [[t] for t in titles]}}))
+    records = _probabilities(
+        _invoke(served_champion, {"dataframe_records": [{"title": t} for t in titles]})
+    )
+    split = _probabilities(
+        _invoke(
+            served_champion,
+            {"dataframe_split": {"columns": ["title"], "data": [[t] for t in titles]}},
+        )
+    )
     assert len(records) == len(titles)
     np.testing.assert_allclose(records, split, atol=1e-6)
 
-    bad = _invoke(served_champion, {"dataframe_records": [{"title": "fine"}, {"title": None}, {"title": 7}]})
+    bad = _invoke(
+        served_champion, {"dataframe_records": [{"title": "fine"}, {"title": None}, {"title": 7}]}
+    )
     assert bad.status_code == 400  # the README's bad-input table documents this message
     assert bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "not in row 1 (NoneType), row 2 (int)" in bad.json()["message"]
@@ -273,14 +348,19 @@ def readme_curl_request() -> tuple[str, dict[str, str], str, dict]:
     """(URL, headers, body, documented response) of the README's curl example, as written."""
     section = readme_serving_section()
     blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
-    index, curl = next((i, code) for i, (lang, code) in enumerate(blocks)
-                       if lang == "bash" and "curl" in code and "/invocations" in code)
+    index, curl = next(
+        (i, code)
+        for i, (lang, code) in enumerate(blocks)
+        if lang == "bash" and "curl" in code and "/invocations" in code
+    )
     args = shlex.split(curl.replace("\\\n", " "), comments=True)
-    args = args[args.index("curl"):]
-    headers = dict(args[i + 1].split(": ", 1) for i, arg in enumerate(args) if arg in ("-H", "--header"))
+    args = args[args.index("curl") :]
+    headers = dict(
+        args[i + 1].split(": ", 1) for i, arg in enumerate(args) if arg in ("-H", "--header")
+    )
     body = next(args[i + 1] for i, arg in enumerate(args) if arg in ("-d", "--data", "--data-raw"))
     url = next(arg for arg in args if arg.startswith("http"))
-    response = next(json.loads(code) for lang, code in blocks[index + 1:] if lang == "json")
+    response = next(json.loads(code) for lang, code in blocks[index + 1 :] if lang == "json")
     return url, headers, body, response
 
 
@@ -300,8 +380,12 @@ def test_readme_serving_section_matches_the_project():
 @pytest.mark.slow
 def test_readme_curl_example_works_against_the_served_model(served_champion):
     url, headers, body, documented = readme_curl_request()
-    response = requests.post(served_champion + urlparse(url).path, data=body.encode("utf-8"),
-                             headers=headers, timeout=120)
+    response = requests.post(
+        served_champion + urlparse(url).path,
+        data=body.encode("utf-8"),
+        headers=headers,
+        timeout=120,
+    )
     values = _probabilities(response)
     assert len(values) == len(json.loads(body)["dataframe_records"])
     assert set(response.json()) == set(documented)  # the documented response shape

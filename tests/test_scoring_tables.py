@@ -1,5 +1,6 @@
 """The scorer's tables: inputs read in chunks from files or folders of part files, outputs
 written chunk by chunk and renamed into place (fakenews.scoring.tables, .stream)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,12 @@ from fakenews.scoring.tables import check_input, input_table, table_writer
 
 
 def headlines(n: int, start: int = 0) -> pd.DataFrame:
-    return pd.DataFrame({"id": [f"h{i}" for i in range(start, start + n)],
-                         "title": [f"headline number {i}" for i in range(start, start + n)]})
+    return pd.DataFrame(
+        {
+            "id": [f"h{i}" for i in range(start, start + n)],
+            "title": [f"headline number {i}" for i in range(start, start + n)],
+        }
+    )
 
 
 class LengthModel:
@@ -26,7 +31,9 @@ class LengthModel:
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         self.largest = max(self.largest, len(frame))
         p = frame["title"].str.len().to_numpy() / 100.0
-        return pd.DataFrame({"fake_probability": p, "predicted_label": np.where(p >= 0.18, "fake", "real")})
+        return pd.DataFrame(
+            {"fake_probability": p, "predicted_label": np.where(p >= 0.18, "fake", "real")}
+        )
 
 
 def test_a_folder_of_csv_parts_is_read_in_chunks_with_positions_per_file(tmp_path):
@@ -39,7 +46,11 @@ def test_a_folder_of_csv_parts_is_read_in_chunks_with_positions_per_file(tmp_pat
     table = input_table(folder)
     chunks = list(table.chunks(rows=10))
     assert [(c.file.name, c.first_row, len(c.frame)) for c in chunks] == [
-        ("part-0.csv", 0, 10), ("part-0.csv", 10, 10), ("part-0.csv", 20, 5), ("part-1.csv", 0, 10)]
+        ("part-0.csv", 0, 10),
+        ("part-0.csv", 10, 10),
+        ("part-0.csv", 20, 5),
+        ("part-1.csv", 0, 10),
+    ]
     assert table.columns() == ["id", "title"] and check_input(table, "title", rows=7) == 35
 
 
@@ -50,16 +61,27 @@ def test_parquet_parts_with_a_null_title_name_the_file_and_row(tmp_path):
     bad = headlines(5, 5)
     bad.loc[3, "title"] = None
     bad.to_parquet(folder / "b.parquet", index=False)
-    with pytest.raises(PipelineError, match=r"b\.parquet, column 'title': .* not in row 3 \(missing\)$"):
+    with pytest.raises(
+        PipelineError, match=r"b\.parquet, column 'title': .* not in row 3 \(missing\)$"
+    ):
         check_input(input_table(folder), "title", rows=2)
 
 
-@pytest.mark.parametrize("setup, says", [
-    (lambda p: p.mkdir(), "an empty folder"),
-    (lambda p: (p.mkdir(), headlines(1).to_csv(p / "a.csv"), headlines(1).to_parquet(p / "b.parquet")),
-     "both Parquet and CSV"),
-    (lambda p: None, "file not found"),
-])
+@pytest.mark.parametrize(
+    "setup, says",
+    [
+        (lambda p: p.mkdir(), "an empty folder"),
+        (
+            lambda p: (
+                p.mkdir(),
+                headlines(1).to_csv(p / "a.csv"),
+                headlines(1).to_parquet(p / "b.parquet"),
+            ),
+            "both Parquet and CSV",
+        ),
+        (lambda p: None, "file not found"),
+    ],
+)
 def test_unusable_inputs_are_one_line_errors(tmp_path, setup, says):
     setup(tmp_path / "in")
     with pytest.raises(PipelineError, match=says):
@@ -69,12 +91,16 @@ def test_unusable_inputs_are_one_line_errors(tmp_path, setup, says):
 def test_streamed_scoring_holds_one_chunk_and_writes_every_row(tmp_path):
     source = tmp_path / "in.tsv"
     headlines(95).assign(title=lambda f: f["title"].where(f.index != 40, "  ")).to_csv(
-        source, sep="\t", index=False)
+        source, sep="\t", index=False
+    )
     model = LengthModel()
     for target in (tmp_path / "out.parquet", tmp_path / "out.tsv"):
         counts = score_table(input_table(source), model, target, chunk_rows=20, batch_size=8)
-        scored = pd.read_parquet(target) if target.suffix == ".parquet" else pd.read_csv(
-            target, sep="\t", dtype=str, keep_default_na=False)
+        scored = (
+            pd.read_parquet(target)
+            if target.suffix == ".parquet"
+            else pd.read_csv(target, sep="\t", dtype=str, keep_default_na=False)
+        )
         assert scored["id"].tolist() == [f"h{i}" for i in range(95)]
         assert list(scored.columns) == ["id", "title", "fake_probability", "predicted_label"]
         assert counts.rows == 95 and counts.empty == 1

@@ -4,6 +4,7 @@ Real components: the LSTM that the session's tiny repro trained and logged (its 
 folder is an MLflow model, loadable with no server), a real Spark `local[2]` with Python
 workers, one SparkSession for the whole module (the JVM takes 10-20 s to start).
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,9 +18,17 @@ from tests.support.commands import PROJECT_ROOT, run, subprocess_env
 
 pytestmark = pytest.mark.slow
 
-ODD_TITLES = ["Senate passes the annual budget bill", "", "   \t ", "word " * 400,
-              "Ünïcödé 日本語 🚀 — «fake» news", "12345", "NA", 'He said "no", twice',
-              "two\nlines"]
+ODD_TITLES = [
+    "Senate passes the annual budget bill",
+    "",
+    "   \t ",
+    "word " * 400,
+    "Ünïcödé 日本語 🚀 — «fake» news",
+    "12345",
+    "NA",
+    'He said "no", twice',
+    "two\nlines",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +50,14 @@ def spark():
 def headlines(tiny_repro) -> pd.DataFrame:
     """The tiny repro's ingested headlines and the odd titles, with unique ids."""
     ingested = pd.read_parquet(tiny_repro.outputs / "data" / "ingested" / "headlines.parquet")
-    odd = pd.DataFrame({"id": [f"odd{i}" for i in range(len(ODD_TITLES))], "title": ODD_TITLES,
-                        "label": "", "source": "odd"})
+    odd = pd.DataFrame(
+        {
+            "id": [f"odd{i}" for i in range(len(ODD_TITLES))],
+            "title": ODD_TITLES,
+            "label": "",
+            "source": "odd",
+        }
+    )
     return pd.concat([ingested.astype({"label": str}), odd], ignore_index=True)
 
 
@@ -52,31 +67,47 @@ def parts_folder(frame: pd.DataFrame, folder, parts: int, suffix: str):
     for i, part in enumerate(np.array_split(np.arange(len(frame)), parts)):
         rows = frame.iloc[part]
         target = folder / f"part-{i:05d}{suffix}"
-        rows.to_parquet(target, index=False) if suffix == ".parquet" else rows.to_csv(target, index=False)
+        rows.to_parquet(target, index=False) if suffix == ".parquet" else rows.to_csv(
+            target, index=False
+        )
     (folder / "_SUCCESS").touch()
     return folder
 
 
 def read_output(path) -> pd.DataFrame:
-    """A scored output, a file or a folder of part files, Parquet or CSV, as strings + probability."""
-    files = sorted(p for p in path.iterdir() if p.name.startswith("part-")) if path.is_dir() else [path]
-    frames = [pd.read_parquet(f) if f.suffix == ".parquet" or ".parquet" in path.name
-              else pd.read_csv(f, dtype=str, keep_default_na=False) for f in files]
+    """A scored output, a file or a folder of part files, Parquet or CSV, as strings +
+    probability."""
+    files = (
+        sorted(p for p in path.iterdir() if p.name.startswith("part-")) if path.is_dir() else [path]
+    )
+    frames = [
+        pd.read_parquet(f)
+        if f.suffix == ".parquet" or ".parquet" in path.name
+        else pd.read_csv(f, dtype=str, keep_default_na=False)
+        for f in files
+    ]
     frame = pd.concat(frames, ignore_index=True)
-    return frame.astype({c: str for c in frame.columns if c != "fake_probability"}
-                        ).astype({"fake_probability": "float64"})
+    return frame.astype({c: str for c in frame.columns if c != "fake_probability"}).astype(
+        {"fake_probability": "float64"}
+    )
 
 
-def assert_same_answers(in_process: pd.DataFrame, on_spark: pd.DataFrame, source: pd.DataFrame) -> None:
+def assert_same_answers(
+    in_process: pd.DataFrame, on_spark: pd.DataFrame, source: pd.DataFrame
+) -> None:
     assert list(on_spark.columns) == [*source.columns, "fake_probability", "predicted_label"]
     assert sorted(on_spark["id"]) == sorted(in_process["id"]) == sorted(source["id"])
     left, right = in_process.set_index("id").sort_index(), on_spark.set_index("id").sort_index()
     for column in ("title", "label", "source", "predicted_label"):
         assert left[column].tolist() == right[column].tolist(), column
-    np.testing.assert_allclose(right["fake_probability"], left["fake_probability"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        right["fake_probability"], left["fake_probability"], rtol=0, atol=1e-6
+    )
 
 
-def test_spark_local2_gives_the_in_process_answers_for_the_same_ids(spark, lstm_dir, headlines, tmp_path):
+def test_spark_local2_gives_the_in_process_answers_for_the_same_ids(
+    spark, lstm_dir, headlines, tmp_path
+):
     from fakenews.scoring.models import load_model
     from fakenews.scoring.spark import score_with_spark
     from fakenews.scoring.stream import score_table
@@ -91,7 +122,9 @@ def test_spark_local2_gives_the_in_process_answers_for_the_same_ids(spark, lstm_
     assert counts == spark_counts and counts.rows == len(headlines) and counts.empty == 2
     expected = read_output(in_process)
     assert_same_answers(expected, read_output(on_spark), headlines)
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["on_spark.parquet"]  # no temp folder left
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [
+        "on_spark.parquet"
+    ]  # no temp folder left
 
     # Parquet part files in, CSV out, and the label at a given threshold
     threshold = float(np.median(expected["fake_probability"]))
@@ -99,12 +132,19 @@ def test_spark_local2_gives_the_in_process_answers_for_the_same_ids(spark, lstm_
     as_csv = tmp_path / "on_spark.csv"
     score_with_spark(spark, parquet, lstm_dir, as_csv, threshold=threshold, batch_size=64)
     scored = read_output(as_csv)
-    assert_same_answers(expected.assign(predicted_label=np.where(
-        expected["fake_probability"] >= threshold, "fake", "real")), scored, headlines)
+    assert_same_answers(
+        expected.assign(
+            predicted_label=np.where(expected["fake_probability"] >= threshold, "fake", "real")
+        ),
+        scored,
+        headlines,
+    )
 
 
 def score_cli(args: list[str]):
-    return run([sys.executable, "-m", "tools.score", *args], PROJECT_ROOT, subprocess_env(), check=False)
+    return run(
+        [sys.executable, "-m", "tools.score", *args], PROJECT_ROOT, subprocess_env(), check=False
+    )
 
 
 def error_line(proc) -> str:
@@ -125,16 +165,28 @@ def test_bad_input_gets_the_in_process_error_and_no_output_on_spark(lstm_dir, tm
     broken.write_bytes(b"id,title\nx,caf\xe9\n")
     no_title = tmp_path / "no_title.csv"
     no_title.write_text("id,headline\nx,Senate passes budget\n")
-    cases = {parts: "part-0.parquet, column 'title': the title must be a string in every row; "
-                    "not in row 1 (missing)",
-             broken: "cannot be decoded as utf-8",
-             no_title: "missing column(s) title; columns found: id, headline"}
+    cases = {
+        parts: "part-0.parquet, column 'title': the title must be a string in every row; "
+        "not in row 1 (missing)",
+        broken: "cannot be decoded as utf-8",
+        no_title: "missing column(s) title; columns found: id, headline",
+    }
     for source, says in cases.items():
         lines = []
         for engine in ("in-process", "spark"):
             output = tmp_path / f"out-{engine}" / "scored.parquet"
-            proc = score_cli(["--input", str(source), "--output", str(output), "--model", str(lstm_dir),
-                              "--engine", engine])
+            proc = score_cli(
+                [
+                    "--input",
+                    str(source),
+                    "--output",
+                    str(output),
+                    "--model",
+                    str(lstm_dir),
+                    "--engine",
+                    engine,
+                ]
+            )
             lines.append(error_line(proc))
             assert says in lines[-1]
             assert not output.exists() and not list(output.parent.glob("*"))
@@ -145,10 +197,16 @@ def _worker_settings(_):
     import os
     import sys
 
-    yield os.environ.get("TF_NUM_INTRAOP_THREADS"), os.environ.get("TF_NUM_INTEROP_THREADS"), sys.executable
+    yield (
+        os.environ.get("TF_NUM_INTRAOP_THREADS"),
+        os.environ.get("TF_NUM_INTEROP_THREADS"),
+        sys.executable,
+    )
 
 
 def test_python_workers_run_this_interpreter_with_limited_tensorflow_threads(spark):
     threads = str(read_params()["score"]["spark"]["tf_threads_per_worker"])
-    seen = set(spark.sparkContext.parallelize(range(2), 2).mapPartitions(_worker_settings).collect())
+    seen = set(
+        spark.sparkContext.parallelize(range(2), 2).mapPartitions(_worker_settings).collect()
+    )
     assert seen == {(threads, threads, sys.executable)}

@@ -1,4 +1,5 @@
 """split: sizes, stratification, determinism and no duplicate straddling two splits."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -18,11 +19,13 @@ def split(frame: pd.DataFrame, params: dict) -> dict[str, pd.DataFrame]:
 
 
 def frame(n: int = 400) -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": [f"id{i}" for i in range(n)],
-        "title": [f"Headline number {i}" for i in range(n)],
-        "label": [int(i % 10 < 4) for i in range(n)],  # 40 % fake
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"id{i}" for i in range(n)],
+            "title": [f"Headline number {i}" for i in range(n)],
+            "label": [int(i % 10 < 4) for i in range(n)],  # 40 % fake
+        }
+    )
 
 
 def test_sizes_and_stratification():
@@ -55,7 +58,9 @@ def test_duplicate_titles_never_straddle_splits():
     assert all(len(names) == 1 for names in where.values())
 
 
-@pytest.mark.parametrize("sizes", [{"test_size": 0.6, "val_size": 0.5}, {"test_size": 0, "val_size": 0.1}])
+@pytest.mark.parametrize(
+    "sizes", [{"test_size": 0.6, "val_size": 0.5}, {"test_size": 0, "val_size": 0.1}]
+)
 def test_bad_sizes_are_explained(sizes):
     with pytest.raises(PipelineError, match="split.test_size"):
         split(frame(), dict(PARAMS, **sizes))
@@ -63,22 +68,29 @@ def test_bad_sizes_are_explained(sizes):
 
 def test_report_counts_rows_and_balance():
     report = split_stage.split_report(split(frame(), PARAMS))
-    assert report["test"]["rows"] == 80 and report["test"]["fake_rate"] == pytest.approx(0.4, abs=0.03)
+    assert report["test"]["rows"] == 80 and report["test"]["fake_rate"] == pytest.approx(
+        0.4, abs=0.03
+    )
 
 
 def test_the_assignment_is_ids_labels_and_splits_and_joins_back_by_id():
     parts = split(frame(), PARAMS)
     assignment = split_stage.assignment(parts)
     assert list(assignment.columns) == ["id", "label", "split"]
-    shuffled = frame().sample(frac=1, random_state=3).assign(tokens=lambda f: f["title"].str.split())
+    shuffled = (
+        frame().sample(frac=1, random_state=3).assign(tokens=lambda f: f["title"].str.split())
+    )
     joined = join_splits(assignment, shuffled, "cleaned.parquet")
     for name, part in parts.items():
         assert joined[name]["id"].tolist() == part["id"].tolist()
         assert joined[name]["title"].tolist() == part["title"].tolist()
         assert joined[name]["tokens"].map(" ".join).tolist() == part["title"].tolist()
 
-    with pytest.raises(PipelineError, match=r"cleaned.parquet: 2 id\(s\) of the split assignment "
-                                            r"are missing \(.+\); rerun the pipeline"):
+    with pytest.raises(
+        PipelineError,
+        match=r"cleaned.parquet: 2 id\(s\) of the split assignment "
+        r"are missing \(.+\); rerun the pipeline",
+    ):
         join_splits(assignment, shuffled.iloc[2:], "cleaned.parquet")
 
 
@@ -92,8 +104,17 @@ def fact_checking_tsv(path, rows: int = 36) -> list[tuple]:
     """A headerless TSV shaped like LIAR: id, six-valued truthfulness, statement, other
     columns, and the benchmark's own split in `part`. Returns its rows."""
     parts = ["train"] * 4 + ["valid", "test"]
-    records = [(f"{i}.json", TRUTH[i % 6], f"Statement number {i} about taxes", "economy",
-                f"speaker-{i % 3}", parts[(i // 6) % 6]) for i in range(rows)]
+    records = [
+        (
+            f"{i}.json",
+            TRUTH[i % 6],
+            f"Statement number {i} about taxes",
+            "economy",
+            f"speaker-{i % 3}",
+            parts[(i // 6) % 6],
+        )
+        for i in range(rows)
+    ]
     path.write_text("".join("\t".join(r) + "\n" for r in records), encoding="utf-8")
     return records
 
@@ -102,30 +123,49 @@ def test_the_datasets_own_split_is_kept_through_ingest_and_split(tmp_path):
     from stages import ingest as ingest_stage
 
     records = fact_checking_tsv(tmp_path / "liar.tsv")
-    ingest_params = {"format": "csv", "path": str(tmp_path / "liar.tsv"), "max_rows_per_label": None,
-                     "csv": {"sep": "\t", "header": False, "names": LIAR_NAMES, "encoding": "utf-8",
-                             "id_column": "statement_id", "title_columns": ["statement"],
-                             "label_column": "truth", "keep_columns": ["part"],
-                             "labels": {"fake": TRUTH[:3], "real": TRUTH[3:]}}}
+    ingest_params = {
+        "format": "csv",
+        "path": str(tmp_path / "liar.tsv"),
+        "max_rows_per_label": None,
+        "csv": {
+            "sep": "\t",
+            "header": False,
+            "names": LIAR_NAMES,
+            "encoding": "utf-8",
+            "id_column": "statement_id",
+            "title_columns": ["statement"],
+            "label_column": "truth",
+            "keep_columns": ["part"],
+            "labels": {"fake": TRUTH[:3], "real": TRUTH[3:]},
+        },
+    }
     ingested, _ = ingest_stage.ingest(section("ingest", **ingest_params))
-    params = dict(PARAMS, column="part", column_values={"train": ["train"], "val": ["valid"],
-                                                        "test": ["test"]})
+    params = dict(
+        PARAMS,
+        column="part",
+        column_values={"train": ["train"], "val": ["valid"], "test": ["test"]},
+    )
     parts = split(ingested, params)
 
     expected = {"train": "train", "val": "valid", "test": "test"}
     for name, part in parts.items():
         ours = {(r[0], int(r[1] in TRUTH[:3])) for r in records if r[5] == expected[name]}
-        assert set(zip(part["id"], part["label"])) == ours
+        assert set(zip(part["id"], part["label"], strict=False)) == ours
     assert [len(parts[n]) for n in ("train", "val", "test")] == [24, 6, 6]
     # the seed and sizes play no part: another seed gives the same split
-    assert split(ingested, dict(params, seed=7))["test"]["id"].tolist() == parts["test"]["id"].tolist()
+    assert (
+        split(ingested, dict(params, seed=7))["test"]["id"].tolist() == parts["test"]["id"].tolist()
+    )
     assert list(split_stage.assignment(parts).columns) == ["id", "label", "split"]
 
 
 def test_an_unmapped_split_value_or_a_missing_column_is_explained():
     frame_with_part = frame(12).assign(part=["train"] * 8 + ["dev"] * 2 + ["heldout"] * 2)
     mapping = {"train": ["train"], "val": ["dev"], "test": ["test"]}
-    with pytest.raises(PipelineError, match=r"column 'part' has values outside split.column_values: 'heldout' \(2\)"):
+    with pytest.raises(
+        PipelineError,
+        match=r"column 'part' has values outside split.column_values: 'heldout' \(2\)",
+    ):
         split(frame_with_part, dict(PARAMS, column="part", column_values=mapping))
     with pytest.raises(PipelineError, match="no rows for split test"):
         split(frame_with_part.iloc[:10], dict(PARAMS, column="part", column_values=mapping))

@@ -6,6 +6,7 @@ read-only user then scores with and serves the champion, and is refused (403) wh
 writes. Two queued experiments run at once, the copy's DVC outputs go to the S3 remote
 and come back in a fresh clone, and at the end nothing the tests started is left running.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,13 +29,16 @@ from fakenews.team import stack
 from fakenews.team.layout import ADMIN, READER, load_secrets, read_env_file
 from fakenews.team.s3 import DVC_BUCKET, MLFLOW_BUCKET
 from tests.support.commands import ran_stages, run, subprocess_env
-from tests.support.tiny import TINY_STAGE_PARAMS
 from tests.support.serving import served_model
+from tests.support.tiny import TINY_STAGE_PARAMS
 
 pytestmark = pytest.mark.slow
 
 MODEL = "fake-news-classifier"
-HEADLINES = 'title\nSenate passes the annual budget bill\n"Celebrity secretly married to alien, insiders say"\n'
+HEADLINES = (
+    'title\nSenate passes the annual budget bill\n"Celebrity secretly married to alien, '
+    'insiders say"\n'
+)
 
 
 def processes_under(*folders: Path) -> list[psutil.Process]:
@@ -57,7 +61,9 @@ def team():
     root = Path(tempfile.mkdtemp(prefix="team-test-"))
     root.chmod(0o711)
     try:
-        started = stack.up(root, port=free_port(), say=lambda _: None)  # stops what it started on failure
+        started = stack.up(
+            root, port=free_port(), say=lambda _: None
+        )  # stops what it started on failure
     except BaseException:
         shutil.rmtree(root)
         raise
@@ -74,8 +80,9 @@ def client_env(team: stack.Team, user: str | None = ADMIN, **extra: str) -> dict
     """A subprocess environment logged in as `user` (None: no credentials) by the client
     file `up` wrote, as a teammate would source it."""
     env = {k: v for k, v in subprocess_env().items() if not k.startswith("MLFLOW_TRACKING_")}
-    env.update(read_env_file(team.paths.client_env(user)) if user else
-               {"MLFLOW_TRACKING_URI": team.uri})
+    env.update(
+        read_env_file(team.paths.client_env(user)) if user else {"MLFLOW_TRACKING_URI": team.uri}
+    )
     return {**env, **extra}
 
 
@@ -95,7 +102,10 @@ def team_repo(team, project_copy, tiny_repro):
     (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     result = run(["make", "repro"], repo, client_env(team))
     run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "repro"], repo)
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "repro"],
+        repo,
+    )
     return repo, result
 
 
@@ -106,10 +116,21 @@ def test_logins_permissions_and_secrets(team, monkeypatch):
     reader_env = read_env_file(team.paths.client_env(READER))
     secrets = load_secrets(team.paths)
     assert requests.get(search, params={"max_results": 1}, timeout=30).status_code == 401
-    assert requests.get(search, params={"max_results": 1}, auth=(ADMIN, "not-the-password"),
-                        timeout=30).status_code == 401
-    assert requests.get(search, params={"max_results": 1}, timeout=30,
-                        auth=(READER, reader_env["MLFLOW_TRACKING_PASSWORD"])).status_code == 200
+    assert (
+        requests.get(
+            search, params={"max_results": 1}, auth=(ADMIN, "not-the-password"), timeout=30
+        ).status_code
+        == 401
+    )
+    assert (
+        requests.get(
+            search,
+            params={"max_results": 1},
+            timeout=30,
+            auth=(READER, reader_env["MLFLOW_TRACKING_PASSWORD"]),
+        ).status_code
+        == 200
+    )
     # S3: anonymous requests and DVC's identity are kept out of MLflow's bucket
     assert requests.get(f"{team.s3.endpoint}/{MLFLOW_BUCKET}", timeout=30).status_code == 403
     with pytest.raises(Exception, match="AccessDenied"):
@@ -119,15 +140,30 @@ def test_logins_permissions_and_secrets(team, monkeypatch):
     # The admin creates the experiment, as the team's first `make repro` does: a user may
     # create experiments of its own, and write to those.
     admin_password = read_env_file(team.paths.client_env(ADMIN))["MLFLOW_TRACKING_PASSWORD"]
-    created = requests.post(f"{team.uri}/api/2.0/mlflow/experiments/create", timeout=30,
-                            json={"name": "permissions"}, auth=(ADMIN, admin_password))
+    created = requests.post(
+        f"{team.uri}/api/2.0/mlflow/experiments/create",
+        timeout=30,
+        json={"name": "permissions"},
+        auth=(ADMIN, admin_password),
+    )
     experiment_id = created.json()["experiment_id"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", team.uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "permissions")
     cases = {
-        (None, None): ["HTTP 401", "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD are not set"],
-        (ADMIN, "not-the-password"): ["HTTP 401", "user 'admin'", "MLFLOW_TRACKING_PASSWORD is not"],
-        (READER, reader_env["MLFLOW_TRACKING_PASSWORD"]): ["HTTP 403", "user 'reader'", "/api/2.0/mlflow/"],
+        (None, None): [
+            "HTTP 401",
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD are not set",
+        ],
+        (ADMIN, "not-the-password"): [
+            "HTTP 401",
+            "user 'admin'",
+            "MLFLOW_TRACKING_PASSWORD is not",
+        ],
+        (READER, reader_env["MLFLOW_TRACKING_PASSWORD"]): [
+            "HTTP 403",
+            "user 'reader'",
+            "/api/2.0/mlflow/",
+        ],
     }
     for (user, password), fragments in cases.items():
         for name, value in (("USERNAME", user), ("PASSWORD", password)):
@@ -142,14 +178,21 @@ def test_logins_permissions_and_secrets(team, monkeypatch):
         assert team.uri in message and "\n" not in message
         assert all(fragment in message for fragment in fragments), message
         assert not any(secret in message for secret in [*secrets.all(), "not-the-password"])
-    runs = requests.post(f"{team.uri}/api/2.0/mlflow/runs/search", auth=(ADMIN, admin_password),
-                         json={"experiment_ids": [experiment_id]}, timeout=30).json()
+    runs = requests.post(
+        f"{team.uri}/api/2.0/mlflow/runs/search",
+        auth=(ADMIN, admin_password),
+        json={"experiment_ids": [experiment_id]},
+        timeout=30,
+    ).json()
     assert not runs.get("runs"), "a refused client left a run behind"
 
     # every listener of the service is one of its recorded ports, on loopback
     ours = {proc.pid for proc in processes_under(team.paths.root)}
-    listening = {(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("tcp")
-                 if c.status == psutil.CONN_LISTEN and c.pid in ours}
+    listening = {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.pid in ours
+    }
     assert listening == {("127.0.0.1", port) for port in team.ports()}
 
     # no secret on any command line, in a log, the state or the auth config
@@ -168,8 +211,10 @@ def test_logins_permissions_and_secrets(team, monkeypatch):
 
 def test_rotating_a_password_locks_the_old_one_out(team):
     old = read_env_file(team.paths.client_env(READER))["MLFLOW_TRACKING_PASSWORD"]
-    run([sys.executable, "-m", "tools.team", "rotate", READER, "--dir", str(team.paths.root)],
-        Path(__file__).parents[1])
+    run(
+        [sys.executable, "-m", "tools.team", "rotate", READER, "--dir", str(team.paths.root)],
+        Path(__file__).parents[1],
+    )
     new = read_env_file(team.paths.client_env(READER))["MLFLOW_TRACKING_PASSWORD"]
     assert new != old and load_secrets(team.paths)["TEAM_READER_PASSWORD"] == new
     assert not team.mlflow.can_log_in(READER, old)
@@ -184,7 +229,8 @@ def logged_in_client(team: stack.Team, monkeypatch) -> MlflowClient:
 
 
 def test_tiny_pipeline_logs_to_postgres_and_s3_and_the_reader_serves_the_champion(
-        team, team_repo, monkeypatch):
+    team, team_repo, monkeypatch
+):
     import psycopg
 
     repo, result = team_repo
@@ -202,12 +248,22 @@ def test_tiny_pipeline_logs_to_postgres_and_s3_and_the_reader_serves_the_champio
     assert json.loads((repo / "metrics/promotion.json").read_text())["decision"]["version"]
 
     # the runs are rows in PostgreSQL, the models objects in S3
-    with psycopg.connect(host="127.0.0.1", port=team.postgres.port, dbname="mlflow", user="mlflow",
-                         password=secrets["TEAM_DB_PASSWORD"]) as db:
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=team.postgres.port,
+        dbname="mlflow",
+        user="mlflow",
+        password=secrets["TEAM_DB_PASSWORD"],
+    ) as db:
         stored = {row[0] for row in db.execute("SELECT run_uuid FROM runs")}
     assert {r.info.run_id for r in runs} <= stored
-    keys = [o["Key"] for page in team.s3.client(secrets, "TEAM_S3").get_paginator(
-        "list_objects_v2").paginate(Bucket=MLFLOW_BUCKET) for o in page.get("Contents", [])]
+    keys = [
+        o["Key"]
+        for page in team.s3.client(secrets, "TEAM_S3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=MLFLOW_BUCKET)
+        for o in page.get("Contents", [])
+    ]
     bert = json.loads((repo / "models/bert/mlflow_run.json").read_text())
     model_id = bert["model_uri"].split("/")[-1]
     assert any(model_id in key and key.endswith("saved_model.pb") for key in keys), keys[:20]
@@ -215,12 +271,20 @@ def test_tiny_pipeline_logs_to_postgres_and_s3_and_the_reader_serves_the_champio
     # the read-only user scores with the champion and serves it, at the same time
     reader = client_env(team, READER)
     (repo / "headlines.csv").write_text(HEADLINES)
-    scoring = subprocess.Popen([sys.executable, "-m", "tools.score", "--input", "headlines.csv",
-                                "--output", "scored.csv"], cwd=repo, env=reader,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scoring = subprocess.Popen(
+        [sys.executable, "-m", "tools.score", "--input", "headlines.csv", "--output", "scored.csv"],
+        cwd=repo,
+        env=reader,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with served_model(f"models:/{MODEL}@champion", reader) as url:
-        served = requests.post(f"{url}/invocations", timeout=60, json={"dataframe_records": [
-            {"title": "Senate passes the annual budget bill"}]})
+        served = requests.post(
+            f"{url}/invocations",
+            timeout=60,
+            json={"dataframe_records": [{"title": "Senate passes the annual budget bill"}]},
+        )
     out, err = scoring.communicate(timeout=300)
     assert scoring.returncode == 0, err
     assert f"(version {champion.version})" in out
@@ -229,21 +293,50 @@ def test_tiny_pipeline_logs_to_postgres_and_s3_and_the_reader_serves_the_champio
 
     # ... but may not move the alias: one line, exit 2, the champion unchanged
     other = "1" if champion.version == "2" else "2"  # evaluate registered two versions
-    moved = run([sys.executable, "-m", "tools.promote", "promote", "--version", other, "--force",
-                 "--reason", "reader tries"], repo, reader, check=False)
+    moved = run(
+        [
+            sys.executable,
+            "-m",
+            "tools.promote",
+            "promote",
+            "--version",
+            other,
+            "--force",
+            "--reason",
+            "reader tries",
+        ],
+        repo,
+        reader,
+        check=False,
+    )
     errors = [line for line in moved.stderr.splitlines() if line.startswith("error: ")]
     assert moved.returncode == 2 and len(errors) == 1, moved.stderr
-    assert "HTTP 403" in errors[0] and "registered-models/alias" in errors[0] and team.uri in errors[0]
+    assert (
+        "HTTP 403" in errors[0] and "registered-models/alias" in errors[0] and team.uri in errors[0]
+    )
     assert admin.get_model_version_by_alias(MODEL, "champion").version == champion.version
 
 
-def test_dvc_push_to_the_s3_remote_then_pull_into_a_fresh_clone_scores_offline(team, team_repo, tmp_path):
+def test_dvc_push_to_the_s3_remote_then_pull_into_a_fresh_clone_scores_offline(
+    team, team_repo, tmp_path
+):
     repo, _ = team_repo
     s3_env = {**subprocess_env(), **read_env_file(team.paths.client_env("dvc-s3"))}
     run(["dvc", "remote", "add", "-d", "team", f"s3://{DVC_BUCKET}/cache"], repo)
     run(["dvc", "remote", "modify", "--local", "team", "endpointurl", team.s3.endpoint], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam",
-         "DVC remote"], repo)
+    run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qam",
+            "DVC remote",
+        ],
+        repo,
+    )
     run(["dvc", "push"], repo, s3_env)
     objects = team.s3.client(load_secrets(team.paths)).list_objects_v2(Bucket=DVC_BUCKET)
     assert objects["KeyCount"] > 0
@@ -253,22 +346,40 @@ def test_dvc_push_to_the_s3_remote_then_pull_into_a_fresh_clone_scores_offline(t
     run(["dvc", "remote", "modify", "--local", "team", "endpointurl", team.s3.endpoint], clone)
     run(["dvc", "cache", "dir", "--local", str(tmp_path / "cache")], clone)  # not the shared one
     run(["dvc", "pull"], clone, s3_env)
-    for output in ("data/split/assignment.parquet", "data/hub/bert_encoder", "models/bert/MLmodel",
-                   "models/lstm/MLmodel"):
+    for output in (
+        "data/split/assignment.parquet",
+        "data/hub/bert_encoder",
+        "models/bert/MLmodel",
+        "models/lstm/MLmodel",
+    ):
         assert (clone / output).exists(), output
     assert "up to date" in run(["dvc", "status"], clone, s3_env).stdout
 
     # no server at all: the URI names a closed port, and there are no credentials
     (clone / "headlines.csv").write_text(HEADLINES)
     offline = {**subprocess_env(), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
-    scored = run([sys.executable, "-m", "tools.score", "--input", "headlines.csv", "--output",
-                  "scored.csv", "--model", "models/bert"], clone, offline)
+    scored = run(
+        [
+            sys.executable,
+            "-m",
+            "tools.score",
+            "--input",
+            "headlines.csv",
+            "--output",
+            "scored.csv",
+            "--model",
+            "models/bert",
+        ],
+        clone,
+        offline,
+    )
     assert "2 titles scored with models/bert" in scored.stdout
     assert (clone / "scored.csv").read_text().count("\n") == 3
 
 
-def queue_states(repo: Path, env: dict[str, str], names: tuple[str, ...],
-                 timeout: float = 600) -> dict[str, str]:
+def queue_states(
+    repo: Path, env: dict[str, str], names: tuple[str, ...], timeout: float = 600
+) -> dict[str, str]:
     """The final `dvc queue status` of each named experiment, once none is queued or running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -317,9 +428,21 @@ def test_two_queued_experiments_run_at_once_and_lose_nothing(team, team_repo, mo
     before = len(client.search_runs([experiment_id]))
     versions = len(client.search_model_versions(f"name='{MODEL}'"))
     names = ("team-a", "team-b")
-    for name, resamples in zip(names, (20, 30)):
-        run(["dvc", "exp", "run", "--queue", "-n", name, "-S",
-             f"evaluate.bootstrap_resamples={resamples}"], repo, env)
+    for name, resamples in zip(names, (20, 30), strict=False):
+        run(
+            [
+                "dvc",
+                "exp",
+                "run",
+                "--queue",
+                "-n",
+                name,
+                "-S",
+                f"evaluate.bootstrap_resamples={resamples}",
+            ],
+            repo,
+            env,
+        )
     # `dvc queue start` rather than `dvc exp run --run-all -j 2`, which can wait forever on
     # a worker that never exits (README, Parallel experiments)
     run(["dvc", "queue", "start", "-j", "2"], repo, env)
@@ -331,8 +454,10 @@ def test_two_queued_experiments_run_at_once_and_lose_nothing(team, team_repo, mo
     assert states == {name: "Success" for name in names}
     (a_start, a_end), (b_start, b_end) = worker_spans(repo)  # one task per worker
     assert a_start < b_end and b_start < a_end, "the two experiments did not run at the same time"
-    by_exp = {name: client.search_runs([experiment_id], f"tags.`dvc.exp.name` = '{name}'")
-              for name in names}
+    by_exp = {
+        name: client.search_runs([experiment_id], f"tags.`dvc.exp.name` = '{name}'")
+        for name in names
+    }
     for name, runs in by_exp.items():
         assert len(runs) == 5 and {r.info.status for r in runs} == {"FINISHED"}, name
     assert len(client.search_runs([experiment_id])) == before + 10

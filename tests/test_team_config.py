@@ -1,4 +1,5 @@
 """Team mode without servers: who may listen beyond loopback, and how secrets are kept."""
+
 from __future__ import annotations
 
 import stat
@@ -26,9 +27,22 @@ def test_only_loopback_without_authentication():
 
 def test_local_server_refuses_a_public_tracking_host_before_starting(tmp_path):
     params = write_params(tmp_path / "params.yaml", {"tracking": {"host": "0.0.0.0", "port": 5999}})
-    proc = subprocess.run([sys.executable, "-m", "tools.tracking_server", "start", "--params", str(params),
-                           "--workdir", str(tmp_path)], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.tracking_server",
+            "start",
+            "--params",
+            str(params),
+            "--workdir",
+            str(tmp_path),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "tracking.host is '0.0.0.0'" in proc.stderr
     assert "make team-up" in proc.stderr

@@ -6,6 +6,7 @@ commit B with 20 rows. Tracing the run prints what A holds; --checkout brings ba
 params.yaml (git) and A's ingest output (DVC cache). A second copy checks that a run
 made by `dvc exp run` comes back through `dvc exp apply`, params included.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -36,14 +37,19 @@ with start_run("ingest", {"ingest": read_params()["ingest"]},
 
 @pytest.fixture(scope="module")
 def env(tracking_server) -> dict[str, str]:
-    return {**subprocess_env(), "MLFLOW_TRACKING_URI": tracking_server,
-            "MLFLOW_EXPERIMENT_NAME": "trace-test"}
+    return {
+        **subprocess_env(),
+        "MLFLOW_TRACKING_URI": tracking_server,
+        "MLFLOW_EXPERIMENT_NAME": "trace-test",
+    }
 
 
 def set_rows(repo: Path, rows: int | str) -> None:
     params = repo / "params.yaml"
-    lines = [f"  max_rows_per_label: {rows}" if line.startswith("  max_rows_per_label:") else line
-             for line in params.read_text(encoding="utf-8").splitlines()]
+    lines = [
+        f"  max_rows_per_label: {rows}" if line.startswith("  max_rows_per_label:") else line
+        for line in params.read_text(encoding="utf-8").splitlines()
+    ]
     params.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -87,8 +93,15 @@ def history(project_copy, env) -> dict:
     run(["dvc", "repro", "ingest"], repo, env)
     commit_b = commit_all(repo, "B: 20 rows a label")
     assert path_hash(repo / INGESTED) != ingested_a
-    return {"repo": repo, "a": commit_a, "b": commit_b, "run_a": run_a, "dirty_run": dirty_run,
-            "ingested_a": ingested_a, "params_a": params_a}
+    return {
+        "repo": repo,
+        "a": commit_a,
+        "b": commit_b,
+        "run_a": run_a,
+        "dirty_run": dirty_run,
+        "ingested_a": ingested_a,
+        "params_a": params_a,
+    }
 
 
 def test_prints_commit_dirty_flag_inputs_params_and_command(history, env):
@@ -126,9 +139,12 @@ def test_refuses_a_run_made_from_a_dirty_tree(history, env):
     result = trace(history["repo"], env, history["dirty_run"], "--checkout")
     assert "dirty    true" in result.stdout
     assert result.returncode == 2
-    assert "may not give the code that ran" in result.stderr and "--allow-dirty-run" in result.stderr
-    allowed = trace(history["repo"], env, history["dirty_run"], "--checkout", "--dry-run",
-                    "--allow-dirty-run")
+    assert (
+        "may not give the code that ran" in result.stderr and "--allow-dirty-run" in result.stderr
+    )
+    allowed = trace(
+        history["repo"], env, history["dirty_run"], "--checkout", "--dry-run", "--allow-dirty-run"
+    )
     assert allowed.returncode == 0 and "warning:" in allowed.stderr
     assert head(history["repo"]) == history["b"]
 
@@ -155,16 +171,31 @@ def test_checkout_restores_the_runs_code_and_data(history, env):
 
 def test_an_experiment_run_comes_back_through_dvc_exp_apply(project_copy, env, tracking_server):
     repo = new_repo(project_copy, "trace-exp")
-    run(["dvc", "stage", "add", "-n", "log_run", "-p", "ingest.max_rows_per_label",
-         "-d", INGESTED, "python log_run.py"], repo, env)
+    run(
+        [
+            "dvc",
+            "stage",
+            "add",
+            "-n",
+            "log_run",
+            "-p",
+            "ingest.max_rows_per_label",
+            "-d",
+            INGESTED,
+            "python log_run.py",
+        ],
+        repo,
+        env,
+    )
     set_rows(repo, 30)
     run(["dvc", "repro", "ingest"], repo, env)  # a dvc.lock for the baseline, and no run yet
     baseline = commit_all(repo, "baseline with a stage that logs a run")
     run(["dvc", "exp", "run", "log_run", "-S", "ingest.max_rows_per_label=25"], repo, env)
     client = MlflowClient(tracking_server)
     experiment = client.get_experiment_by_name("trace-test")
-    (logged,) = client.search_runs([experiment.experiment_id],
-                                   f"tags.`dvc.exp.baseline_rev` = '{baseline}'")
+    (logged,) = client.search_runs(
+        [experiment.experiment_id], f"tags.`dvc.exp.baseline_rev` = '{baseline}'"
+    )
     exp_name = logged.data.tags["dvc.exp.name"]
     # `-S` edits params.yaml before the stage runs, so the commit alone cannot restore it
     assert logged.data.tags["git.dirty"] == "true"
@@ -201,19 +232,28 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 def test_core_without_a_server():
     """restore_commands and describe from tags alone."""
-    plain = trace_cli.RunTrace("r1", "train_lstm", "FINISHED", COMMIT, "false", "python -m x",
-                               None, {"data/split": "d41d8.dir"}, {"train_lstm.seed": "42"})
+    plain = trace_cli.RunTrace(
+        "r1",
+        "train_lstm",
+        "FINISHED",
+        COMMIT,
+        "false",
+        "python -m x",
+        None,
+        {"data/split": "d41d8.dir"},
+        {"train_lstm.seed": "42"},
+    )
     assert trace_cli.restore_commands(plain) == [["git", "checkout", COMMIT], ["dvc", "checkout"]]
     text = trace_cli.describe(plain)
     assert "  data/split  d41d8.dir" in text and "  train_lstm.seed = 42" in text
-    experiment = trace_cli.RunTrace("r2", "train_lstm", "FINISHED", COMMIT, "true", "python -m x",
-                                    "exp-1a2b", {}, {})
+    experiment = trace_cli.RunTrace(
+        "r2", "train_lstm", "FINISHED", COMMIT, "true", "python -m x", "exp-1a2b", {}, {}
+    )
     assert not experiment.code_may_differ  # the experiment holds its own code and params
     assert trace_cli.restore_commands(experiment)[1] == ["dvc", "exp", "apply", "exp-1a2b"]
     unknown = trace_cli.RunTrace("r3", "x", "FINISHED", None, "unknown", "?", None, {}, {})
     with pytest.raises(trace_cli.PipelineError, match="not logged from a git checkout"):
         trace_cli.restore_commands(unknown)
-
 
 
 @pytest.mark.parametrize("commit", ["abc", "--orphan=x", "HEAD~1", COMMIT.upper(), COMMIT + "0"])

@@ -1,7 +1,9 @@
-"""fakenews.tracking.runs and fakenews.tracking.server against real `mlflow server` processes (no mocks).
+"""fakenews.tracking.runs and fakenews.tracking.server against real `mlflow server`
+processes (no mocks).
 
 The session's server is shared; the CLI test starts and stops its own.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +20,8 @@ from mlflow.tracking import MlflowClient
 from fakenews.data.params import PROJECT_ROOT
 from fakenews.errors import PipelineError
 from fakenews.processes import free_port
-from fakenews.tracking.runs import require_server, start_run, tracking_uri
+from fakenews.tracking.connection import require_server, tracking_uri
+from fakenews.tracking.runs import start_run
 from fakenews.tracking.server import server_config
 
 EXPERIMENT = "tracking-tests"
@@ -175,8 +178,13 @@ def test_sigterm_mid_run_ends_the_run_killed(client, tmp_path):
         "    print(run.run_id, flush=True)\n"
         "    time.sleep(120)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     run_id = proc.stdout.readline().strip()
     assert client.get_run(run_id).info.status == "RUNNING"
     proc.send_signal(signal.SIGTERM)

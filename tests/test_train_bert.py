@@ -1,4 +1,5 @@
 """train_bert on the tiny profile: hub modules built from the real weights, a real server."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,10 @@ def test_run_is_logged_like_train_lstm(bert_run, tracking_server):
     tags = run.data.tags
     assert tags["dvc.stage"] == "train_bert" and len(tags["git.commit"]) == 40
     assert any(k.startswith("dvc.dep.") and k.endswith("bert_encoder") for k in tags)
-    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"assignment-train", "assignment-val"}
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {
+        "assignment-train",
+        "assignment-val",
+    }
     curve = pd.read_csv(Path(params["paths"]["metrics_dir"]) / "train_bert_history.csv")
     assert list(curve["epoch"]) == [1]
 
@@ -40,15 +44,25 @@ def test_run_is_logged_like_train_lstm(bert_run, tracking_server):
 def test_logged_model_scores_raw_headlines(bert_run, tracking_uri):
     _, _, record = bert_run
     model = mlflow.pyfunc.load_model(record["model_uri"])
-    titles = ["Kim Kardashian reveals secret twin", "Senate passes budget", "", "x" * 5000, "日本語のニュース"]
+    titles = [
+        "Kim Kardashian reveals secret twin",
+        "Senate passes budget",
+        "",
+        "x" * 5000,
+        "日本語のニュース",
+    ]
     scored = model.predict(pd.DataFrame({"title": titles}))
     out = scored["fake_probability"]
     assert len(out) == 5
-    assert scored["predicted_label"].tolist() == ["fake" if p >= record["threshold"] else "real" for p in out]
+    assert scored["predicted_label"].tolist() == [
+        "fake" if p >= record["threshold"] else "real" for p in out
+    ]
     # the same headline gives the same probability, whatever batch it is in
     alone = model.predict(pd.DataFrame({"title": titles[:1]}))["fake_probability"][0]
     assert alone == pytest.approx(out[0], abs=1e-5)
 
 
-def test_the_logged_model_reproduces_the_validation_metrics_its_training_logged(bert_run, tracking_uri):
+def test_the_logged_model_reproduces_the_validation_metrics_its_training_logged(
+    bert_run, tracking_uri
+):
     assert_serves_as_trained(*bert_run)

@@ -1,4 +1,5 @@
 """train_lstm on the tiny profile against a real tracking server, read back from it."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.slow
 def trained(tiny_trained, tracking_server):
     """The session's tiny training run; returns (params, run, run record)."""
     params = read_params(tiny_trained)
-    run_info = json.loads((Path(params["paths"]["models_dir"]) / "lstm/mlflow_run.json").read_text())
+    run_info = json.loads(
+        (Path(params["paths"]["models_dir"]) / "lstm/mlflow_run.json").read_text()
+    )
     run = MlflowClient(tracking_server).get_run(run_info["run_id"])
     return params, run, run_info
 
@@ -35,7 +38,14 @@ def test_run_holds_params_metrics_and_tags(trained, tracking_server):
     assert run.info.status == "FINISHED" and run.info.run_name == "train_lstm"
     assert run.data.params["train_lstm.lstm_units"] == "8"
     assert run.data.params["train_lstm.max_length"] == "12"
-    for key in ("val.accuracy", "val.roc_auc", "loss", "val_loss", "accuracy", "mlflow_logging_seconds"):
+    for key in (
+        "val.accuracy",
+        "val.roc_auc",
+        "loss",
+        "val_loss",
+        "accuracy",
+        "mlflow_logging_seconds",
+    ):
         assert key in run.data.metrics, key
     history = MlflowClient(tracking_server).get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [0]  # one epoch in the tiny profile
@@ -48,7 +58,9 @@ def test_run_holds_params_metrics_and_tags(trained, tracking_server):
     # which are the same), as typed
     assert tags["command"] == shlex.join(sys.orig_argv)
     datasets = {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs}
-    assert datasets == {(f"assignment-{split}", path_hash(assignment)) for split in ("train", "val")}
+    assert datasets == {
+        (f"assignment-{split}", path_hash(assignment)) for split in ("train", "val")
+    }
 
 
 def test_outputs_for_dvc(trained, tracking_uri):
@@ -66,18 +78,26 @@ def test_outputs_for_dvc(trained, tracking_uri):
 def test_logged_model_predicts_on_raw_headlines(trained, tracking_uri):
     _, _, run_info = trained
     model = mlflow.pyfunc.load_model(run_info["model_uri"])
-    titles = ["Brad Pitt and Angelina Jolie SECRETLY back together!", "Senate passes budget", "   ", "Ünïcödé ✓"]
+    titles = [
+        "Brad Pitt and Angelina Jolie SECRETLY back together!",
+        "Senate passes budget",
+        "   ",
+        "Ünïcödé ✓",
+    ]
     out = model.predict(pd.DataFrame({"title": titles}))
     assert list(out.columns) == ["fake_probability", "predicted_label"] and len(out) == 4
     threshold = run_info["threshold"]
-    assert out["predicted_label"].tolist() == ["fake" if p >= threshold else "real"
-                                               for p in out["fake_probability"]]
+    assert out["predicted_label"].tolist() == [
+        "fake" if p >= threshold else "real" for p in out["fake_probability"]
+    ]
     alone = [model.predict(pd.DataFrame({"title": [t]}))["fake_probability"][0] for t in titles]
     np.testing.assert_allclose(alone, out["fake_probability"], atol=1e-6)  # batch-independent
     assert model.metadata.signature.inputs.input_names() == ["title"]
 
 
-def test_the_logged_model_reproduces_the_validation_metrics_its_training_logged(trained, tracking_uri):
+def test_the_logged_model_reproduces_the_validation_metrics_its_training_logged(
+    trained, tracking_uri
+):
     params, run, run_info = trained
     assert_serves_as_trained(params, run, run_info)
 

@@ -8,6 +8,7 @@ Imports are read statically, those inside functions included, and followed throu
 `stages.*` and `fakenews.*` modules transitively, with every package's __init__ (they set
 the environment) and the file MLflow executes to load a logged model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def imported_modules(path: Path, root: Path = PROJECT_ROOT) -> set[str]:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGES):
             found.add(node.module)
             # `from fakenews.tracking import registry` imports the module fakenews.tracking.registry
-            found |= {f"{node.module}.{a.name}" for a in node.names
-                      if module_file(f"{node.module}.{a.name}", root)}
+            found |= {
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if module_file(f"{node.module}.{a.name}", root)
+            }
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith(PACKAGES)}
     return found
@@ -87,10 +91,12 @@ def rewritten(text: str, stages: list[str]) -> str:
     """dvc.yaml's text with each stage's code deps (the `- fakenews/...` and `- stages/...`
     lines at the head of its deps) replaced by its closure; everything else kept as it is."""
     for stage in stages:
-        block = re.compile(rf"(\n  {re.escape(stage)}:\n(?:    .*\n)*?    deps:\n)"
-                           r"((?:      - (?:fakenews|stages)/.*\n)*)")
+        block = re.compile(
+            rf"(\n  {re.escape(stage)}:\n(?:    .*\n)*?    deps:\n)"
+            r"((?:      - (?:fakenews|stages)/.*\n)*)"
+        )
         lines = "".join(f"      - {path}\n" for path in sorted(code_closure(f"stages.{stage}")))
-        text, count = block.subn(lambda m: m.group(1) + lines, text, count=1)
+        text, count = block.subn(lambda m, lines=lines: m.group(1) + lines, text, count=1)
         if not count:
             raise ValueError(f"dvc.yaml: no deps list found for stage {stage}")
     return text
@@ -98,8 +104,11 @@ def rewritten(text: str, stages: list[str]) -> str:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m tools.dvc_deps", description=__doc__,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="python -m tools.dvc_deps",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("action", choices=["check", "write"])
     args = parser.parse_args(argv)
     if args.action == "write":
@@ -108,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             tmp.write_text(text, encoding="utf-8")
     found = differences()
     for stage, (missing, extra) in found.items():
-        print(f"{stage}: runs but does not declare {sorted(missing)}; "
-              f"declares but does not run {sorted(extra)}")
+        print(
+            f"{stage}: runs but does not declare {sorted(missing)}; "
+            f"declares but does not run {sorted(extra)}"
+        )
     if not found:
         print("dvc.yaml: every stage declares exactly the code it runs")
     return 1 if found else 0

@@ -8,6 +8,7 @@ params.yaml, such as `tiny` for a quick end-to-end trial.
 `make trial` runs `dvc exp run $(python -m tools.profile flags tiny)`: an experiment, so
 nothing is registered and no alias moves.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,17 +46,25 @@ def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 def flags(overlay: dict[str, Any]) -> list[str]:
     """The overlay as `dvc exp run -S section.key=value` arguments (values in YAML/JSON)."""
-    return [arg for key, value in flatten(overlay).items()
-            for arg in ("-S", f"{key}={json.dumps(value)}")]
+    return [
+        arg
+        for key, value in flatten(overlay).items()
+        for arg in ("-S", f"{key}={json.dumps(value)}")
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m tools.profile", description=__doc__,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="python -m tools.profile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="the profiles in params/")
-    for action, text in (("flags", "print the profile as -S flags for `dvc exp run`"),
-                         ("apply", "write params.yaml with the profile on top")):
+    for action, text in (
+        ("flags", "print the profile as -S flags for `dvc exp run`"),
+        ("apply", "write params.yaml with the profile on top"),
+    ):
         command = sub.add_parser(action, help=text)
         command.add_argument("name", help="a profile, e.g. tiny")
         if action == "apply":
@@ -72,8 +81,12 @@ def main(argv: list[str] | None = None) -> None:
         print(" ".join(flags(profile(args.name))))
     else:
         with atomic_path(args.out) as tmp:
-            tmp.write_text(yaml.safe_dump(merged(read_params(DEFAULT_PARAMS), profile(args.name)),
-                                          sort_keys=False), encoding="utf-8")
+            tmp.write_text(
+                yaml.safe_dump(
+                    merged(read_params(DEFAULT_PARAMS), profile(args.name)), sort_keys=False
+                ),
+                encoding="utf-8",
+            )
         print(f"wrote {args.out}: params.yaml with profile {args.name} on top")
 
 

@@ -27,6 +27,7 @@ any Unicode is accepted.
 or `make server`), a training output folder such as models/lstm (its mlflow_run.json names
 the logged model), or a local MLflow model folder (one holding an MLmodel file; no server).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,13 @@ from fakenews.cli import Parser
 from fakenews.data.params import DEFAULT_PARAMS, load_params
 from fakenews.data.sections import Engine, ScoreParams
 from fakenews.errors import cli_errors
-from fakenews.scoring.models import default_model_uri, describe, download_model, load_model, loadable_uri
+from fakenews.scoring.models import (
+    default_model_uri,
+    describe,
+    download_model,
+    load_model,
+    loadable_uri,
+)
 from fakenews.scoring.stream import Counts, score_table
 from fakenews.scoring.tables import InputTable, bad_titles, check_input, input_table
 
@@ -60,47 +67,109 @@ def _probability(text: str) -> float:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="python -m tools.score", description=__doc__,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="python -m tools.score",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add = parser.add_argument
-    add("--input", required=True, type=Path, metavar="PATH",
-        help="CSV, TSV or Parquet of headlines (CSV with a header line), or a folder of part files")
-    add("--output", required=True, type=Path, metavar="PATH",
+    add(
+        "--input",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="CSV, TSV or Parquet of headlines (CSV with a header line), or a folder of part files",
+    )
+    add(
+        "--output",
+        required=True,
+        type=Path,
+        metavar="PATH",
         help="where to write the scored table: Parquet when it ends in .parquet, TSV in .tsv, else "
-        "CSV; a file (in-process) or a folder of part files (spark)")
-    add("--model", metavar="URI|FOLDER",
-        help="model URI or folder (default: models:/<evaluate.registered_model from --params>@champion)")
-    add("--title-column", default="title", metavar="NAME",
-        help="column holding the headlines (default: %(default)s)")
-    add("--sep", metavar="CHAR",
-        help="field separator of input and output (default: by extension, tab for .tsv/.tab, else comma)")
-    add("--encoding", default="utf-8", metavar="NAME", help="encoding of the input (default: %(default)s)")
-    add("--engine", choices=ENGINES, help="in-process: this process, the input streamed in chunks; "
-        "spark: mlflow.pyfunc.spark_udf on a Spark master (default: score.engine in --params)")
-    add("--master", metavar="URL", help="Spark master: local[*], local[2], spark://host:7077, yarn, "
-        "k8s://... (default: score.spark.master in --params)")
-    add("--batch-size", type=_positive_int, metavar="N",
-        help="titles per model call; on Spark, per Arrow batch (default: score.batch_size in --params)")
-    add("--chunk-rows", type=_positive_int, metavar="N",
-        help="rows held in memory at once, in-process (default: score.chunk_rows in --params)")
-    add("--threshold", type=_probability, metavar="P",
+        "CSV; a file (in-process) or a folder of part files (spark)",
+    )
+    add(
+        "--model",
+        metavar="URI|FOLDER",
+        help="model URI or folder (default: "
+        "models:/<evaluate.registered_model from --params>@champion)",
+    )
+    add(
+        "--title-column",
+        default="title",
+        metavar="NAME",
+        help="column holding the headlines (default: %(default)s)",
+    )
+    add(
+        "--sep",
+        metavar="CHAR",
+        help="field separator of input and output (default: by extension, tab for "
+        ".tsv/.tab, else comma)",
+    )
+    add(
+        "--encoding",
+        default="utf-8",
+        metavar="NAME",
+        help="encoding of the input (default: %(default)s)",
+    )
+    add(
+        "--engine",
+        choices=ENGINES,
+        help="in-process: this process, the input streamed in chunks; "
+        "spark: mlflow.pyfunc.spark_udf on a Spark master (default: score.engine in --params)",
+    )
+    add(
+        "--master",
+        metavar="URL",
+        help="Spark master: local[*], local[2], spark://host:7077, yarn, "
+        "k8s://... (default: score.spark.master in --params)",
+    )
+    add(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help="titles per model call; on Spark, per Arrow batch (default: score.batch_size "
+        "in --params)",
+    )
+    add(
+        "--chunk-rows",
+        type=_positive_int,
+        metavar="N",
+        help="rows held in memory at once, in-process (default: score.chunk_rows in --params)",
+    )
+    add(
+        "--threshold",
+        type=_probability,
+        metavar="P",
         help="fake_probability at or above which the label is fake (default: the threshold "
-        "the model chose on validation)")
-    add("--params", default=str(DEFAULT_PARAMS), metavar="FILE", help="params file (default: %(default)s)")
+        "the model chose on validation)",
+    )
+    add(
+        "--params",
+        default=str(DEFAULT_PARAMS),
+        metavar="FILE",
+        help="params file (default: %(default)s)",
+    )
     return parser
 
 
 def summary(counts: Counts, model: str, threshold: float | None) -> str:
     """Counts per label, and of empty titles, which a wrong --title-column would show up as."""
-    return (f"{counts.rows} titles scored with {describe(model)}: {counts.fake} fake, "
-            f"{counts.rows - counts.fake} real"
-            + (f" at threshold {threshold}" if threshold is not None else " at the model's threshold")
-            + (f"; {counts.empty} empty or whitespace-only titles scored as the empty headline"
-               if counts.empty else ""))
+    return (
+        f"{counts.rows} titles scored with {describe(model)}: {counts.fake} fake, "
+        f"{counts.rows - counts.fake} real"
+        + (f" at threshold {threshold}" if threshold is not None else " at the model's threshold")
+        + (
+            f"; {counts.empty} empty or whitespace-only titles scored as the empty headline"
+            if counts.empty
+            else ""
+        )
+    )
 
 
-def score_on_spark(table: InputTable, uri: str, args: argparse.Namespace, settings: ScoreParams
-                   ) -> Counts:
+def score_on_spark(
+    table: InputTable, uri: str, args: argparse.Namespace, settings: ScoreParams
+) -> Counts:
     """Check the input and fetch the model first, so bad input fails in one line before
     Spark starts."""
     from fakenews.scoring.spark import score_with_spark, spark_session
@@ -108,12 +177,22 @@ def score_on_spark(table: InputTable, uri: str, args: argparse.Namespace, settin
     check_input(table, args.title_column, args.chunk_rows or settings.chunk_rows)
     with tempfile.TemporaryDirectory(prefix="score-model-") as work:
         model_dir = download_model(uri, Path(work))
-        spark = spark_session(args.master or settings.spark.master, settings.spark.conf,
-                              settings.spark.tf_threads_per_worker)
+        spark = spark_session(
+            args.master or settings.spark.master,
+            settings.spark.conf,
+            settings.spark.tf_threads_per_worker,
+        )
         try:
-            return score_with_spark(spark, table, model_dir, args.output, args.title_column,
-                                    args.batch_size or settings.batch_size, args.threshold,
-                                    args.sep)
+            return score_with_spark(
+                spark,
+                table,
+                model_dir,
+                args.output,
+                args.title_column,
+                args.batch_size or settings.batch_size,
+                args.threshold,
+                args.sep,
+            )
         finally:
             spark.stop()
 
@@ -123,17 +202,28 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = load_params(args.params).score
     table = input_table(args.input, args.sep, args.encoding)
-    bad_titles(next(table.chunks(rows=1, limit=1)).frame, args.title_column,
-               source=table.files[0])  # fail before the slow model load
+    bad_titles(
+        next(table.chunks(rows=1, limit=1)).frame, args.title_column, source=table.files[0]
+    )  # fail before the slow model load
     uri = loadable_uri(args.model or default_model_uri(args.params))
     engine = args.engine or settings.engine
     if engine == "spark":
         counts = score_on_spark(table, uri, args, settings)
     else:
-        counts = score_table(table, load_model(uri), args.output, args.title_column,
-                             args.batch_size or settings.batch_size, args.threshold,
-                             args.chunk_rows or settings.chunk_rows, args.sep)
-    print(f"score: wrote {args.output} from {args.input} ({engine}); " + summary(counts, uri, args.threshold))
+        counts = score_table(
+            table,
+            load_model(uri),
+            args.output,
+            args.title_column,
+            args.batch_size or settings.batch_size,
+            args.threshold,
+            args.chunk_rows or settings.chunk_rows,
+            args.sep,
+        )
+    print(
+        f"score: wrote {args.output} from {args.input} ({engine}); "
+        + summary(counts, uri, args.threshold)
+    )
 
 
 if __name__ == "__main__":

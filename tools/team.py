@@ -8,6 +8,7 @@ with authentication (make team-up / team-down / team-status).
 
 The service itself is fakenews.team.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,11 @@ from fakenews.team.layout import DEFAULT_ROOT, SECRET_NAMES
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dir", default=str(DEFAULT_ROOT),
-                        help="folder for data, secrets, logs and state (default: %(default)s)")
+    common.add_argument(
+        "--dir",
+        default=str(DEFAULT_ROOT),
+        help="folder for data, secrets, logs and state (default: %(default)s)",
+    )
     parser = Parser(
         prog="python -m tools.team",
         description="A production-shaped MLflow tracking service on this machine: PostgreSQL "
@@ -32,26 +36,47 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Secrets are generated on the first `up` into <dir>/secrets/secrets.env (mode "
         "0600), unless set in the environment: " + ", ".join(SECRET_NAMES) + ". Clients: "
         "`set -a; . team/secrets/admin.env; set +a` (or reader.env), then `make repro`. "
-        "See README \"Team setup\".",
+        'See README "Team setup".',
     )
-    sub = parser.add_subparsers(dest="action", required=True,
-                                metavar="{up,down,status,rotate}")
-    start = sub.add_parser("up", parents=[common], help="start the service (resumes its data)",
-                           description="Start PostgreSQL, S3 and MLflow unless running; create "
-                           "the database, buckets, users and secrets on the first run.")
-    start.add_argument("--port", type=int, help=f"MLflow's port (default: the last one, else "
-                       f"{stack.DEFAULT_PORT})")
-    start.add_argument("--host", help="MLflow's address (default: the last one, else 127.0.0.1); "
-                       "0.0.0.0 serves other machines, which always log in")
-    start.add_argument("--allowed-hosts", help="Host headers MLflow accepts, e.g. "
-                       "mlflow.internal:5050 when clients use that name")
-    sub.add_parser("down", parents=[common], help="stop every process `up` started; keep the data",
-                   description="Stop MLflow, S3 and PostgreSQL and check no port is left open.")
-    sub.add_parser("status", parents=[common], help="what runs, where, and its logs; exit 1 "
-                   "unless all three run", description="Report on the three services.")
-    rotate = sub.add_parser("rotate", parents=[common], help="give a user a new random password",
-                            description="Set a new random password on the server and in the "
-                            "secrets and client files; the old one stops working at once.")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status,rotate}")
+    start = sub.add_parser(
+        "up",
+        parents=[common],
+        help="start the service (resumes its data)",
+        description="Start PostgreSQL, S3 and MLflow unless running; create "
+        "the database, buckets, users and secrets on the first run.",
+    )
+    start.add_argument(
+        "--port", type=int, help=f"MLflow's port (default: the last one, else {stack.DEFAULT_PORT})"
+    )
+    start.add_argument(
+        "--host",
+        help="MLflow's address (default: the last one, else 127.0.0.1); "
+        "0.0.0.0 serves other machines, which always log in",
+    )
+    start.add_argument(
+        "--allowed-hosts",
+        help="Host headers MLflow accepts, e.g. mlflow.internal:5050 when clients use that name",
+    )
+    sub.add_parser(
+        "down",
+        parents=[common],
+        help="stop every process `up` started; keep the data",
+        description="Stop MLflow, S3 and PostgreSQL and check no port is left open.",
+    )
+    sub.add_parser(
+        "status",
+        parents=[common],
+        help="what runs, where, and its logs; exit 1 unless all three run",
+        description="Report on the three services.",
+    )
+    rotate = sub.add_parser(
+        "rotate",
+        parents=[common],
+        help="give a user a new random password",
+        description="Set a new random password on the server and in the "
+        "secrets and client files; the old one stops working at once.",
+    )
     rotate.add_argument("user", choices=["admin", "reader"])
     return parser
 

@@ -1,9 +1,9 @@
 """Trace an MLflow run back to the code, data and params that produced it.
 
-    python -m tools.trace <run_id>                       # commit, dirty flag, inputs, params, command
-    python -m tools.trace models/lstm                    # the run that trained this checkout's LSTM
-    python -m tools.trace <run_id> --checkout            # restore them in this repository
-    python -m tools.trace <run_id> --checkout --dry-run  # print the restore commands only
+    python -m tools.trace <run_id>             # commit, dirty flag, inputs, params, command
+    python -m tools.trace models/lstm          # the run that trained this checkout's LSTM
+    python -m tools.trace <run_id> --checkout  # restore them in this repository
+    python -m tools.trace <run_id> --checkout --dry-run   # print the restore commands only
 
 Reads the tags every stage run carries (fakenews.tracking.runs.run_tags): git.commit,
 git.dirty, dvc.stage, dvc.dep.<path> (the DVC md5 of each input), command, and under
@@ -12,6 +12,7 @@ for a run made by `dvc exp run` it is `dvc exp apply <name>` instead of `dvc che
 because the experiment's params (and uncommitted code) live in the experiment, not in
 the commit. Afterwards every recorded input is hashed again and compared with the run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,11 @@ def trace_from_run(run: Any) -> RunTrace:
         dirty=tags.get(tag.GIT_DIRTY, "unknown"),
         command=tags.get(tag.COMMAND, "?"),
         exp_name=tags.get(tag.DVC_EXP_NAME),
-        deps={k.removeprefix(tag.DVC_DEP_PREFIX): v for k, v in sorted(tags.items())
-              if k.startswith(tag.DVC_DEP_PREFIX)},
+        deps={
+            k.removeprefix(tag.DVC_DEP_PREFIX): v
+            for k, v in sorted(tags.items())
+            if k.startswith(tag.DVC_DEP_PREFIX)
+        },
         params=dict(sorted(run.data.params.items())),
     )
 
@@ -103,14 +107,20 @@ def restore_commands(trace: RunTrace) -> list[list[str]]:
     name reach git and DVC: nothing that could be read as an option or a revision range.
     """
     if trace.commit is None:
-        raise PipelineError(f"run {trace.run_id} has no git.commit tag: it was not logged "
-                            "from a git checkout, so there is nothing to check out")
+        raise PipelineError(
+            f"run {trace.run_id} has no git.commit tag: it was not logged "
+            "from a git checkout, so there is nothing to check out"
+        )
     if not FULL_COMMIT.fullmatch(trace.commit):
-        raise PipelineError(f"run {trace.run_id}: its git.commit tag {trace.commit[:60]!r} is not "
-                            "a full 40-digit hexadecimal commit id; refusing to pass it to git")
+        raise PipelineError(
+            f"run {trace.run_id}: its git.commit tag {trace.commit[:60]!r} is not "
+            "a full 40-digit hexadecimal commit id; refusing to pass it to git"
+        )
     if trace.exp_name and not EXPERIMENT_NAME.fullmatch(trace.exp_name):
-        raise PipelineError(f"run {trace.run_id}: its dvc.exp.name tag {trace.exp_name[:60]!r} is "
-                            "not a DVC experiment name; refusing to pass it to dvc")
+        raise PipelineError(
+            f"run {trace.run_id}: its dvc.exp.name tag {trace.exp_name[:60]!r} is "
+            "not a DVC experiment name; refusing to pass it to dvc"
+        )
     data = ["dvc", "exp", "apply", trace.exp_name] if trace.exp_name else ["dvc", "checkout"]
     return [["git", "checkout", trace.commit], data]
 
@@ -120,11 +130,16 @@ def check_restorable(trace: RunTrace, worktree_status: str | None, allow_dirty_r
     if worktree_status is None:
         raise PipelineError("this project is not a git checkout; cannot check out a commit")
     if worktree_status:
-        raise PipelineError("the working tree has uncommitted changes, which a checkout could "
-                            "overwrite or mix in; commit or stash them first:\n" + worktree_status)
+        raise PipelineError(
+            "the working tree has uncommitted changes, which a checkout could "
+            "overwrite or mix in; commit or stash them first:\n" + worktree_status
+        )
     if trace.code_may_differ and not allow_dirty_run:
-        what = ("its code had uncommitted changes" if trace.dirty == "true"
-                else "nobody knows whether its code had uncommitted changes")
+        what = (
+            "its code had uncommitted changes"
+            if trace.dirty == "true"
+            else "nobody knows whether its code had uncommitted changes"
+        )
         raise PipelineError(
             f"run {trace.run_id} ran with git.dirty={trace.dirty}: {what} on top of "
             f"{trace.commit}, so checking that commit out may not give the code that ran. "
@@ -152,13 +167,15 @@ def fetch_trace(run_id: str) -> RunTrace:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from fakenews.tracking.runs import connect
+    from fakenews.tracking.connection import connect
 
     uri = connect()
     try:
         return trace_from_run(MlflowClient(uri).get_run(run_id))
     except MlflowException as err:
-        raise PipelineError(f"no run {run_id!r} on the tracking server {uri}: {err.message}") from None
+        raise PipelineError(
+            f"no run {run_id!r} on the tracking server {uri}: {err.message}"
+        ) from None
 
 
 def run_id_of(run: str) -> str:
@@ -169,7 +186,9 @@ def run_id_of(run: str) -> str:
     try:
         return str(json.loads(record.read_text(encoding="utf-8"))["run_id"])
     except (ValueError, KeyError) as err:
-        raise PipelineError(f"{record}: no run_id in it ({err}); rerun the training stage") from None
+        raise PipelineError(
+            f"{record}: no run_id in it ({err}); rerun the training stage"
+        ) from None
 
 
 def execute(command: list[str]) -> bool:
@@ -186,11 +205,15 @@ def restore(trace: RunTrace, dry_run: bool, allow_dirty_run: bool) -> None:
     from fakenews.tracking.lineage import git_output
 
     commands = restore_commands(trace)
-    check_restorable(trace, git_output("status", "--porcelain", "--untracked-files=no"),
-                     allow_dirty_run)
+    check_restorable(
+        trace, git_output("status", "--porcelain", "--untracked-files=no"), allow_dirty_run
+    )
     if trace.code_may_differ:
-        print(f"warning: run {trace.run_id} ran on uncommitted changes; the code checked out "
-              "may differ from the code that ran", file=sys.stderr)
+        print(
+            f"warning: run {trace.run_id} ran on uncommitted changes; the code checked out "
+            "may differ from the code that ran",
+            file=sys.stderr,
+        )
     if dry_run:
         print("\n".join(shlex.join(command) for command in commands))
     else:
@@ -206,33 +229,53 @@ def run_restore(trace: RunTrace, code_command: list[str], data_command: list[str
     data_ok = execute(data_command)
     differing = differing_inputs(trace)
     if differing:
-        why = ("DVC could not restore them (output above): `dvc pull` (`dvc exp pull` for an "
-               "experiment) fetches them, `dvc repro` rebuilds them" if not data_ok else
-               "they are outside the repository or not tracked by DVC")
-        raise PipelineError(f"checked out {trace.commit}, but these inputs differ from the "
-                            f"run's: {', '.join(differing)}; {why}")
+        why = (
+            "DVC could not restore them (output above): `dvc pull` (`dvc exp pull` for an "
+            "experiment) fetches them, `dvc repro` rebuilds them"
+            if not data_ok
+            else "they are outside the repository or not tracked by DVC"
+        )
+        raise PipelineError(
+            f"checked out {trace.commit}, but these inputs differ from the "
+            f"run's: {', '.join(differing)}; {why}"
+        )
     if not data_ok:
-        print(f"note: `{shlex.join(data_command)}` could not restore everything (see above), "
-              "but all of this run's inputs are back", file=sys.stderr)
+        print(
+            f"note: `{shlex.join(data_command)}` could not restore everything (see above), "
+            "but all of this run's inputs are back",
+            file=sys.stderr,
+        )
     print(f"restored: {len(trace.deps)} recorded input(s) match run {trace.run_id}")
 
 
 def build_parser() -> Parser:
     parser = Parser(
-        prog="python -m tools.trace", description=__doc__,
+        prog="python -m tools.trace",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="The tracking server is MLFLOW_TRACKING_URI, else the `tracking:` section of "
-               "params.yaml (start it with `make server`).",
+        "params.yaml (start it with `make server`).",
     )
-    parser.add_argument("run_id", metavar="RUN", help="the MLflow run id (Run ID in the UI), or a "
-                        "training output folder such as models/lstm (its mlflow_run.json)")
-    parser.add_argument("--checkout", action="store_true",
-                        help="restore the run's commit and DVC data in this repository; "
-                             "refused on a dirty working tree")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="with --checkout: print the commands, run nothing")
-    parser.add_argument("--allow-dirty-run", action="store_true",
-                        help="with --checkout: check out even if the run had uncommitted changes")
+    parser.add_argument(
+        "run_id",
+        metavar="RUN",
+        help="the MLflow run id (Run ID in the UI), or a "
+        "training output folder such as models/lstm (its mlflow_run.json)",
+    )
+    parser.add_argument(
+        "--checkout",
+        action="store_true",
+        help="restore the run's commit and DVC data in this repository; "
+        "refused on a dirty working tree",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="with --checkout: print the commands, run nothing"
+    )
+    parser.add_argument(
+        "--allow-dirty-run",
+        action="store_true",
+        help="with --checkout: check out even if the run had uncommitted changes",
+    )
     return parser
 
 

@@ -3,6 +3,7 @@
 Every tensor the encoder needs is checked for presence and shape here, so a wrong or
 truncated checkpoint fails with the file named rather than deep inside TensorFlow.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,17 @@ VOCAB_FILE = "vocab.txt"
 # Hugging Face BertForPreTraining & co. prefix the BertModel tensors with this.
 _HF_MODEL_PREFIX = "bert."
 _REQUIRED_CONFIG_KEYS = (
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-    "intermediate_size", "hidden_act", "layer_norm_eps", "max_position_embeddings",
-    "type_vocab_size", "hidden_dropout_prob", "attention_probs_dropout_prob",
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "layer_norm_eps",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
 )
 
 

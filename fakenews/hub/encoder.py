@@ -5,6 +5,7 @@ write a SavedModel with the same interface (`input_word_ids`, `input_mask`,
 `input_type_ids` in; `pooled_output`, `sequence_output`, `encoder_outputs` out) from
 weights already on disk, readable top to bottom: embeddings, transformer layers, pooler.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,9 @@ _ENCODER_INPUT_SPEC = {
 }
 
 
-def build_encoder_module(checkpoint_folder: Path | str, out_dir: Path | str,
-                         num_layers: int | None = None) -> None:
+def build_encoder_module(
+    checkpoint_folder: Path | str, out_dir: Path | str, num_layers: int | None = None
+) -> None:
     """Write a SavedModel with the TF Hub BERT encoder interface, weights trainable.
 
     The root object follows the Reusable SavedModel API (`__call__` with a `training`
@@ -41,8 +43,10 @@ def build_encoder_module(checkpoint_folder: Path | str, out_dir: Path | str,
     available = config["num_hidden_layers"]
     if num_layers is not None:
         if not 1 <= num_layers <= available:
-            raise PipelineError(f"embed.bert_layers must be between 1 and {available} (the "
-                                f"checkpoint's layers) or null for all, got {num_layers}")
+            raise PipelineError(
+                f"embed.bert_layers must be between 1 and {available} (the "
+                f"checkpoint's layers) or null for all, got {num_layers}"
+            )
         config = {**config, "num_hidden_layers": num_layers}
     encoder = _BertEncoder(config, weights)
     # A plain trackable root: tf.Module reserves `variables` for a property, and

@@ -8,6 +8,7 @@ Code written against it (`hub.KerasLayer`, `preprocessor.tokenize`,
 Loading the module needs `import tensorflow_text` first: its graph uses the tokenizer
 ops registered by that package (the same holds for the TF Hub original).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

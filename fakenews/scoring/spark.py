@@ -8,6 +8,7 @@ sibling and renamed into place. The master is a setting: `local[*]` here, `spark
 `yarn` or `k8s://…` on a cluster, whose executors must have the project's Python
 environment (env_manager="local": nothing is installed at run time).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,24 +37,33 @@ def worker_environment(tf_threads: int) -> dict[str, str]:
     threads, so N concurrent tasks share the cores instead of each taking all of them, and
     the driver's log settings (fakenews.logs)."""
     threads = str(tf_threads)
-    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
-            "OMP_NUM_THREADS": threads, **TENSORFLOW_ENV,
-            **{k: os.environ[k] for k in ("TF_CPP_MIN_LOG_LEVEL", LOG_LEVEL_ENV) if k in os.environ}}
+    return {
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+        "OMP_NUM_THREADS": threads,
+        **TENSORFLOW_ENV,
+        **{k: os.environ[k] for k in ("TF_CPP_MIN_LOG_LEVEL", LOG_LEVEL_ENV) if k in os.environ},
+    }
 
 
 def quiet_settings() -> dict[str, str]:
     """Spark's JVM logs and console progress off unless --verbose (fakenews.logs)."""
     if verbose():
         return {}
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
-                            category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
     # env_manager="local" is deliberate (the executors run the project's environment)
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
-    return {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J}",
-            "spark.ui.showConsoleProgress": "false"}
+    return {
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J}",
+        "spark.ui.showConsoleProgress": "false",
+    }
 
 
-def spark_session(master: str, conf: dict[str, Any], tf_threads: int, app_name: str = "fakenews-score"):
+def spark_session(
+    master: str, conf: dict[str, Any], tf_threads: int, app_name: str = "fakenews-score"
+):
     """A SparkSession on `master` with `conf` (params `score.spark.conf`) on top of what
     the engine needs: this interpreter as every worker's Python, Arrow transfers, and the
     worker environment above."""
@@ -63,11 +73,13 @@ def spark_session(master: str, conf: dict[str, Any], tf_threads: int, app_name: 
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(master).appName(app_name)
-    settings = {"spark.pyspark.python": sys.executable,
-                "spark.sql.execution.arrow.pyspark.enabled": "true",
-                **{f"spark.executorEnv.{k}": v for k, v in worker_environment(tf_threads).items()},
-                **quiet_settings(),
-                **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()}}
+    settings = {
+        "spark.pyspark.python": sys.executable,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        **{f"spark.executorEnv.{k}": v for k, v in worker_environment(tf_threads).items()},
+        **quiet_settings(),
+        **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()},
+    }
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -80,16 +92,29 @@ def read_input(spark, table: InputTable):
     files = [str(f) for f in table.files]
     if table.format == "parquet":
         return spark.read.parquet(*files)
-    frame = (spark.read.option("header", True).option("sep", table.sep)
-             .option("encoding", table.encoding).option("multiLine", True)
-             .option("quote", '"').option("escape", '"').option("mode", "FAILFAST")
-             .csv(files))
+    frame = (
+        spark.read.option("header", True)
+        .option("sep", table.sep)
+        .option("encoding", table.encoding)
+        .option("multiLine", True)
+        .option("quote", '"')
+        .option("escape", '"')
+        .option("mode", "FAILFAST")
+        .csv(files)
+    )
     return frame.fillna("")  # pandas with keep_default_na=False: an empty cell is ""
 
 
-def score_with_spark(spark, table: InputTable, model_dir: Path, target: Path, title_column: str = "title",
-                     batch_size: int = 256, threshold: float | None = None, sep: str | None = None
-                     ) -> Counts:
+def score_with_spark(
+    spark,
+    table: InputTable,
+    model_dir: Path,
+    target: Path,
+    title_column: str = "title",
+    batch_size: int = 256,
+    threshold: float | None = None,
+    sep: str | None = None,
+) -> Counts:
     """Score `table` with the model in `model_dir` into the folder `target`; the counts of
     the closing summary. Check the input first (tables.check_input): Spark's own errors are
     not one line."""
@@ -97,12 +122,17 @@ def score_with_spark(spark, table: InputTable, model_dir: Path, target: Path, ti
     from pyspark.sql import functions as F
 
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
-    predict = mlflow.pyfunc.spark_udf(spark, str(model_dir), result_type=RESULT_TYPE, env_manager="local")
+    predict = mlflow.pyfunc.spark_udf(
+        spark, str(model_dir), result_type=RESULT_TYPE, env_manager="local"
+    )
     frame = read_input(spark, table)
     scored = frame.withColumn(PREDICTION, predict(F.struct(F.col(title_column).alias("title"))))
     probability = F.col(f"{PREDICTION}.{OUTPUT}")
-    label = (F.when(probability >= threshold, "fake").otherwise("real") if threshold is not None
-             else F.col(f"{PREDICTION}.{LABEL}"))
+    label = (
+        F.when(probability >= threshold, "fake").otherwise("real")
+        if threshold is not None
+        else F.col(f"{PREDICTION}.{LABEL}")
+    )
     kept = [F.col(c) for c in frame.columns if c not in (OUTPUT, LABEL)]
     scored = scored.select(*kept, probability.alias(OUTPUT), label.alias(LABEL))
     with atomic_path(target) as tmp:
@@ -115,9 +145,14 @@ def _write(scored, tmp: Path, target: Path, sep: str | None) -> None:
         scored.write.parquet(str(tmp))
     else:
         # as pandas writes CSV: doubled quotes inside quoted cells, spaces kept
-        (scored.write.option("header", True).option("sep", sep or separator_for(target))
-         .option("escape", '"').option("ignoreLeadingWhiteSpace", False)
-         .option("ignoreTrailingWhiteSpace", False).csv(str(tmp)))
+        (
+            scored.write.option("header", True)
+            .option("sep", sep or separator_for(target))
+            .option("escape", '"')
+            .option("ignoreLeadingWhiteSpace", False)
+            .option("ignoreTrailingWhiteSpace", False)
+            .csv(str(tmp))
+        )
 
 
 def _counts(spark, written: Path, target: Path, title_column: str, sep: str | None) -> Counts:
@@ -127,9 +162,17 @@ def _counts(spark, written: Path, target: Path, title_column: str, sep: str | No
     if format_of(target) == "parquet":
         frame = spark.read.parquet(str(written))
     else:
-        frame = (spark.read.option("header", True).option("sep", sep or separator_for(target))
-                 .option("multiLine", True).option("escape", '"').csv(str(written)).fillna(""))
-    row = frame.agg(F.count(F.lit(1)).alias("rows"),
-                    F.sum((F.col(LABEL) == "fake").cast("long")).alias("fake"),
-                    F.sum(F.col(title_column).rlike(r"^\s*$").cast("long")).alias("empty")).first()
+        frame = (
+            spark.read.option("header", True)
+            .option("sep", sep or separator_for(target))
+            .option("multiLine", True)
+            .option("escape", '"')
+            .csv(str(written))
+            .fillna("")
+        )
+    row = frame.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum((F.col(LABEL) == "fake").cast("long")).alias("fake"),
+        F.sum(F.col(title_column).rlike(r"^\s*$").cast("long")).alias("empty"),
+    ).first()
     return Counts(int(row["rows"]), int(row["fake"] or 0), int(row["empty"] or 0))

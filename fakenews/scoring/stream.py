@@ -3,6 +3,7 @@
 Memory holds one chunk (`score.chunk_rows` rows) and its scores, whatever the input's size;
 the output grows on disk beside its target and is renamed into place when complete.
 """
+
 from __future__ import annotations
 
 import sys
@@ -32,15 +33,21 @@ class Counts:
         self.empty += int(scored[title_column].astype(str).str.strip().eq("").sum())
 
 
-def predict_in_batches(model, titles: list[Any], batch_size: int, progress: bool | None = None
-                       ) -> pd.DataFrame:
+def predict_in_batches(
+    model, titles: list[Any], batch_size: int, progress: bool | None = None
+) -> pd.DataFrame:
     """The model's output (fake_probability, predicted_label), `batch_size` titles per model
     call, with a progress bar on stderr; `progress=None` shows it only on a terminal."""
     parts = []
-    with tqdm(total=len(titles), unit="title", desc="scoring", file=sys.stderr,
-              disable=None if progress is None else not progress) as bar:
+    with tqdm(
+        total=len(titles),
+        unit="title",
+        desc="scoring",
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+    ) as bar:
         for start in range(0, len(titles), batch_size):
-            batch = titles[start:start + batch_size]
+            batch = titles[start : start + batch_size]
             # the raw titles: the model itself strips and cuts them to its own max length
             parts.append(model.predict(pd.DataFrame({TITLE: batch}))[[OUTPUT, LABEL]])
             bar.update(len(batch))
@@ -49,9 +56,16 @@ def predict_in_batches(model, titles: list[Any], batch_size: int, progress: bool
     return pd.concat(parts, ignore_index=True)
 
 
-def score_frame(frame: pd.DataFrame, model, title_column: str = "title", batch_size: int = 256,
-                threshold: float | None = None, source: Path | str = "input",
-                progress: bool | None = None, chunk: Chunk | None = None) -> pd.DataFrame:
+def score_frame(
+    frame: pd.DataFrame,
+    model,
+    title_column: str = "title",
+    batch_size: int = 256,
+    threshold: float | None = None,
+    source: Path | str = "input",
+    progress: bool | None = None,
+    chunk: Chunk | None = None,
+) -> pd.DataFrame:
     """`frame` with `fake_probability` and `predicted_label` (fake/real) added: the model's
     own label, or the label at `threshold` when one is given.
 
@@ -67,21 +81,36 @@ def score_frame(frame: pd.DataFrame, model, title_column: str = "title", batch_s
     return frame.assign(**{OUTPUT: probabilities, LABEL: labels})
 
 
-def score_table(table: InputTable, model, target: Path, title_column: str = "title",
-                batch_size: int = 256, threshold: float | None = None, chunk_rows: int = 10_000,
-                sep: str | None = None, progress: bool | None = None) -> Counts:
+def score_table(
+    table: InputTable,
+    model,
+    target: Path,
+    title_column: str = "title",
+    batch_size: int = 256,
+    threshold: float | None = None,
+    chunk_rows: int = 10_000,
+    sep: str | None = None,
+    progress: bool | None = None,
+) -> Counts:
     """Score `table` chunk by chunk into `target` (CSV, TSV or Parquet by its name).
 
     A bad chunk (unreadable, a missing column, a non-string title) stops it with a
     PipelineError, and no output appears.
     """
     counts = Counts()
-    with table_writer(target, sep) as append, \
-            tqdm(unit="title", desc="scoring", file=sys.stderr,
-                 disable=None if progress is None else not progress) as bar:
+    with (
+        table_writer(target, sep) as append,
+        tqdm(
+            unit="title",
+            desc="scoring",
+            file=sys.stderr,
+            disable=None if progress is None else not progress,
+        ) as bar,
+    ):
         for chunk in table.chunks(chunk_rows):
-            scored = score_frame(chunk.frame, model, title_column, batch_size, threshold,
-                                 progress=False, chunk=chunk)
+            scored = score_frame(
+                chunk.frame, model, title_column, batch_size, threshold, progress=False, chunk=chunk
+            )
             append(scored)
             counts.add(scored, title_column)
             bar.update(len(scored))

@@ -6,12 +6,13 @@ skipped). CSV cells are read as text, an empty cell as the empty string. Output:
 for .tsv/.tab) or Parquet (.parquet/.pq), written chunk by chunk to a temporary sibling and
 renamed into place when complete, so a failure leaves no output.
 """
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pandas as pd
 
@@ -63,16 +64,26 @@ class InputTable:
 
     def _csv_chunks(self, file: Path, rows: int, limit: int | None) -> Iterator[Chunk]:
         with csv_read_errors(file, self.encoding, ENCODING_FIX):
-            reader = pd.read_csv(file, dtype=str, keep_default_na=False, sep=self.sep,
-                                 encoding=self.encoding, chunksize=rows, nrows=limit)
+            reader = pd.read_csv(
+                file,
+                dtype=str,
+                keep_default_na=False,
+                sep=self.sep,
+                encoding=self.encoding,
+                chunksize=rows,
+                nrows=limit,
+            )
             with reader:
                 first_row = 0
                 for frame in reader:
                     yield Chunk(file, first_row, frame)
                     first_row += len(frame)
                 if first_row == 0:  # a header line only: no chunk, but the columns count
-                    yield Chunk(file, 0, pd.read_csv(file, dtype=str, sep=self.sep,
-                                                     encoding=self.encoding, nrows=0))
+                    yield Chunk(
+                        file,
+                        0,
+                        pd.read_csv(file, dtype=str, sep=self.sep, encoding=self.encoding, nrows=0),
+                    )
 
 
 def _parquet_chunks(file: Path, rows: int, limit: int | None) -> Iterator[Chunk]:
@@ -96,13 +107,16 @@ def _parquet_chunks(file: Path, rows: int, limit: int | None) -> Iterator[Chunk]
 def input_table(path: Path, sep: str | None = None, encoding: str = "utf-8") -> InputTable:
     """The table at `path` (a file, or a folder of part files of one format)."""
     if path.is_dir():
-        files = tuple(sorted(p for p in path.iterdir()
-                             if p.is_file() and not p.name.startswith(("_", "."))))
+        files = tuple(
+            sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
+        )
         if not files:
             raise PipelineError(f"{path}: an empty folder; give a file or a folder of part files")
         formats = {format_of(p) for p in files}
         if len(formats) > 1:
-            raise PipelineError(f"{path}: holds both Parquet and CSV part files; give a folder of one format")
+            raise PipelineError(
+                f"{path}: holds both Parquet and CSV part files; give a folder of one format"
+            )
     elif path.is_file():
         files = (path,)
     else:
@@ -110,8 +124,9 @@ def input_table(path: Path, sep: str | None = None, encoding: str = "utf-8") -> 
     return InputTable(path, files, format_of(files[0]), sep or separator_for(files[0]), encoding)
 
 
-def bad_titles(frame: pd.DataFrame, column: str, chunk: Chunk | None = None, source: Path | str = "input"
-               ) -> None:
+def bad_titles(
+    frame: pd.DataFrame, column: str, chunk: Chunk | None = None, source: Path | str = "input"
+) -> None:
     """PipelineError naming the file, column and rows when `column` is missing or holds a
     value that is not a string (a null or a number, possible in Parquet); rows counted from
     0 in their file."""
@@ -119,8 +134,9 @@ def bad_titles(frame: pd.DataFrame, column: str, chunk: Chunk | None = None, sou
     require_columns(frame, [column], where)
     bad = non_string_rows(frame[column].tolist(), chunk.first_row if chunk else 0)
     if bad:
-        raise PipelineError(f"{where}, column '{column}': the title must be a string in every row; "
-                            f"not in {bad}")
+        raise PipelineError(
+            f"{where}, column '{column}': the title must be a string in every row; not in {bad}"
+        )
 
 
 def check_input(table: InputTable, title_column: str, rows: int) -> int:
@@ -147,8 +163,13 @@ def table_writer(target: Path, sep: str | None = None) -> Iterator[Callable[[pd.
             written = []
 
             def append(frame: pd.DataFrame) -> None:
-                frame.to_csv(tmp, sep=sep or separator_for(target), index=False,
-                             mode="a" if written else "w", header=not written)
+                frame.to_csv(
+                    tmp,
+                    sep=sep or separator_for(target),
+                    index=False,
+                    mode="a" if written else "w",
+                    header=not written,
+                )
                 written.append(len(frame))
 
             yield append
@@ -164,7 +185,9 @@ def _parquet_appender(tmp: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
     def append(frame: pd.DataFrame) -> None:
         if not writer:
             writer.append(pq.ParquetWriter(tmp, pa.Schema.from_pandas(frame, preserve_index=False)))
-        writer[0].write_table(pa.Table.from_pandas(frame, schema=writer[0].schema, preserve_index=False))
+        writer[0].write_table(
+            pa.Table.from_pandas(frame, schema=writer[0].schema, preserve_index=False)
+        )
 
     try:
         yield append

@@ -1,5 +1,6 @@
 """MLflow for the pipeline: the tracking server, stage runs and their lineage, the registry
 and the pyfunc face of every model."""
+
 import os
 
 # No telemetry (read when mlflow is first imported), and fail within seconds rather than

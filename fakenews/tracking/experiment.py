@@ -1,10 +1,11 @@
 """The experiment a stage's run joins: runs that dead processes left RUNNING are ended
 first, and within a sweep the run is nested under the sweep's parent run."""
+
 from __future__ import annotations
 
 import os
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 import psutil
 from mlflow.entities import Run
@@ -45,11 +46,15 @@ def end_stale_runs(client: MlflowClient, experiment_id: str, ended_by: str) -> l
     """
     host = socket.gethostname()
     query = f"attributes.status = 'RUNNING' and tags.`{tag.PROCESS_HOST}` = '{host}'"
-    stale = [r for r in client.search_runs([experiment_id], query, max_results=1000)
-             if _owner_gone(r.data.tags)]
+    stale = [
+        r
+        for r in client.search_runs([experiment_id], query, max_results=1000)
+        if _owner_gone(r.data.tags)
+    ]
     for stuck in stale:
         client.set_tag(
-            stuck.info.run_id, tag.PROCESS_ENDED,
+            stuck.info.run_id,
+            tag.PROCESS_ENDED,
             f"process {stuck.data.tags[tag.PROCESS_PID]} on {host} exited without ending this run "
             f"(killed, or it lost the tracking server); marked FAILED by {ended_by}",
         )
@@ -58,6 +63,7 @@ def end_stale_runs(client: MlflowClient, experiment_id: str, ended_by: str) -> l
 
 
 # ---- sweeps: one parent run per `tracking.sweep` name -------------------------------------
+
 
 def sweep_name() -> str | None:
     """`tracking.sweep` in params.yaml (`dvc exp run -S tracking.sweep=<name>`), or None."""
@@ -76,17 +82,22 @@ def sweep_parent(client: MlflowClient, experiment_id: str, name: str) -> str:
     query = f"tags.`{tag.SWEEP}` = '{name}' and tags.`{tag.SWEEP_PARENT}` = 'true'"
 
     def oldest() -> Run | None:
-        found = client.search_runs([experiment_id], query, max_results=1,
-                                   order_by=["attributes.start_time ASC"])
+        found = client.search_runs(
+            [experiment_id], query, max_results=1, order_by=["attributes.start_time ASC"]
+        )
         return found[0] if found else None
 
     existing = oldest()
     if existing:
         return existing.info.run_id
-    tags = {tag.SWEEP: name, tag.SWEEP_PARENT: "true",
-            tag.DVC_EXP_BASELINE: os.environ.get("DVC_EXP_BASELINE_REV", "")}
-    created = client.create_run(experiment_id, run_name=name,
-                                tags={key: value for key, value in tags.items() if value})
+    tags = {
+        tag.SWEEP: name,
+        tag.SWEEP_PARENT: "true",
+        tag.DVC_EXP_BASELINE: os.environ.get("DVC_EXP_BASELINE_REV", ""),
+    }
+    created = client.create_run(
+        experiment_id, run_name=name, tags={key: value for key, value in tags.items() if value}
+    )
     client.set_terminated(created.info.run_id, "FINISHED")
     winner = oldest() or created
     if winner.info.run_id != created.info.run_id:

@@ -2,6 +2,7 @@
 
 Also the key rules MLflow enforces on params, metrics and tags, applied in one place.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +13,9 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from mlflow.utils.validation import (
     MAX_ENTITY_KEY_LENGTH,
@@ -122,7 +124,7 @@ def pipeline_outputs(root: Path = PROJECT_ROOT) -> list[str]:
 
 
 def git_dirty() -> str:
-    """"true" when the code or params that run differ from the commit: tracked changes
+    """ "true" when the code or params that run differ from the commit: tracked changes
     outside the pipeline's own outputs, or untracked files in the code folders; "unknown"
     outside git."""
     excluded = [f":(exclude){path}" for path in pipeline_outputs()]

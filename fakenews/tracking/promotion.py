@@ -6,6 +6,7 @@ the paired bootstrap interval of the difference. Under `dvc exp run` nothing is
 registered unless `evaluate.register_experiments` is true: an experiment must not move
 production aliases.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,9 @@ def scored_by(model, titles: list[str]) -> Scored:
     return Scored(probabilities, labels)
 
 
-def register_new(client, name: str, candidates: dict[str, dict[str, Any]], tags: dict[str, str]
-                 ) -> tuple[dict[str, str], dict[str, str]]:
+def register_new(
+    client, name: str, candidates: dict[str, dict[str, Any]], tags: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
     """Register each candidate whose content hash no version has yet.
 
     Returns ({family: version} of all candidates, {version: family} of the new ones).
@@ -55,17 +57,26 @@ def register_new(client, name: str, candidates: dict[str, dict[str, Any]], tags:
         if existing is not None:
             versions[family] = existing
             continue
-        version_tags = {tag.FAMILY: family, tag.TRAINING_RUN: candidate["run_id"],
-                        tag.CONTENT_HASH: candidate["content_hash"], **tags,
-                        **{f"test.{k}": f"{v:.6g}" for k, v in candidate["metrics"].items()}}
-        with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered..."
-            version = str(mlflow.register_model(candidate["model_uri"], name, tags=version_tags).version)
+        version_tags = {
+            tag.FAMILY: family,
+            tag.TRAINING_RUN: candidate["run_id"],
+            tag.CONTENT_HASH: candidate["content_hash"],
+            **tags,
+            **{f"test.{k}": f"{v:.6g}" for k, v in candidate["metrics"].items()},
+        }
+        with contextlib.redirect_stderr(
+            io.StringIO()
+        ):  # MLflow prints "Successfully registered..."
+            version = str(
+                mlflow.register_model(candidate["model_uri"], name, tags=version_tags).version
+            )
         versions[family], new[version] = version, family
     return versions, new
 
 
-def champion_comparison(client, name: str, split_hash: str, titles: list[str]
-                        ) -> tuple[dict[str, Any] | None, Scored | None]:
+def champion_comparison(
+    client, name: str, split_hash: str, titles: list[str]
+) -> tuple[dict[str, Any] | None, Scored | None]:
     """The champion's version and whether it can be scored on this test split, with its
     predictions when it can: only when it was tested on the same split before."""
     import mlflow.pyfunc
@@ -76,35 +87,52 @@ def champion_comparison(client, name: str, split_hash: str, titles: list[str]
     tags = client.get_model_version(name, version).tags
     recorded = tags.get(tag.SPLIT_HASH)
     if recorded != split_hash:
-        why = (f"it was tested on split {recorded[:12]} and this evaluation uses split {split_hash[:12]}, "
-               "so its training rows may be among these test rows" if recorded else
-               f"it records no {tag.SPLIT_HASH}, so its training rows are unknown")
+        why = (
+            f"it was tested on split {recorded[:12]} and this evaluation uses split "
+            f"{split_hash[:12]}, "
+            "so its training rows may be among these test rows"
+            if recorded
+            else f"it records no {tag.SPLIT_HASH}, so its training rows are unknown"
+        )
         return {"version": version, "why_not_comparable": why}, None
-    return {"version": version}, scored_by(mlflow.pyfunc.load_model(f"models:/{name}/{version}"), titles)
+    return {"version": version}, scored_by(
+        mlflow.pyfunc.load_model(f"models:/{name}/{version}"), titles
+    )
 
 
-def register_and_promote(candidates: dict[str, dict[str, Any]], test_labels: np.ndarray,
-                         test_titles: list[str], split_hash: str, data_hash: str,
-                         params: EvaluateParams) -> dict[str, Any]:
+def register_and_promote(
+    candidates: dict[str, dict[str, Any]],
+    test_labels: np.ndarray,
+    test_titles: list[str],
+    split_hash: str,
+    data_hash: str,
+    params: EvaluateParams,
+) -> dict[str, Any]:
     """Register what is new, pick the challenger, decide and apply; the report to write.
 
     `candidates`: {family: {run_id, model_uri, content_hash, metrics, scored}}.
     """
     from mlflow.tracking import MlflowClient
 
-    from fakenews.tracking.runs import connect
+    from fakenews.tracking.connection import connect
 
     metric_fn = PROMOTION_METRICS[params.promotion_metric]
     client = MlflowClient(connect())
     name, metric = params.registered_model, params.promotion_metric
-    versions, new = register_new(client, name, candidates,
-                                 {tag.SPLIT_HASH: split_hash, tag.DATA_HASH: data_hash})
-    report: dict[str, Any] = {"registered_model": name, "versions": versions,
-                              "new_versions": sorted(new, key=int)}
+    versions, new = register_new(
+        client, name, candidates, {tag.SPLIT_HASH: split_hash, tag.DATA_HASH: data_hash}
+    )
+    report: dict[str, Any] = {
+        "registered_model": name,
+        "versions": versions,
+        "new_versions": sorted(new, key=int),
+    }
     if not new:
         report["decision"] = None
-        report["reason"] = ("no new model: every candidate matches a registered version "
-                            f"({', '.join(f'{f} v{v}' for f, v in versions.items())}); no alias moved")
+        report["reason"] = (
+            "no new model: every candidate matches a registered version "
+            f"({', '.join(f'{f} v{v}' for f, v in versions.items())}); no alias moved"
+        )
         return report
     score = {v: metric_fn(test_labels, candidates[f]["scored"]) for v, f in new.items()}
     challenger = max(new, key=lambda v: (score[v], -int(v)))
@@ -112,11 +140,24 @@ def register_and_promote(candidates: dict[str, dict[str, Any]], test_labels: np.
     ci = None
     if champion_scored is not None:
         champion["score"] = float(metric_fn(test_labels, champion_scored))
-        ci = registry.paired_difference_ci(test_labels, candidates[new[challenger]]["scored"],
-                                           champion_scored, metric_fn,
-                                           params.bootstrap_resamples, params.seed)
-    decision = registry.decide(name, challenger, metric, params.min_margin,
-                               float(score[challenger]), champion, ci, len(test_labels))
+        ci = registry.paired_difference_ci(
+            test_labels,
+            candidates[new[challenger]]["scored"],
+            champion_scored,
+            metric_fn,
+            params.bootstrap_resamples,
+            params.seed,
+        )
+    decision = registry.decide(
+        name,
+        challenger,
+        metric,
+        params.min_margin,
+        float(score[challenger]),
+        champion,
+        ci,
+        len(test_labels),
+    )
     registry.apply(client, decision)
     report["decision"] = decision.as_dict()
     report["reason"] = decision.reason
@@ -128,15 +169,22 @@ def experiment_name() -> str | None:
     return os.environ.get("DVC_EXP_NAME") or None
 
 
-def promote_unless_experiment(candidates: dict[str, dict[str, Any]], test_labels: np.ndarray,
-                              test_titles: list[str], split_hash: str, data_hash: str,
-                              params: EvaluateParams) -> dict[str, Any]:
+def promote_unless_experiment(
+    candidates: dict[str, dict[str, Any]],
+    test_labels: np.ndarray,
+    test_titles: list[str],
+    split_hash: str,
+    data_hash: str,
+    params: EvaluateParams,
+) -> dict[str, Any]:
     """register_and_promote, except under `dvc exp run` without register_experiments: then
     the report says why nothing moved."""
     experiment = experiment_name()
     if experiment and not params.register_experiments:
-        return {"decision": None, "reason": f"experiment {experiment}: nothing registered and "
-                "no alias moved (evaluate.register_experiments is false); apply and commit it, "
-                "then `dvc repro`, to put its model forward"}
-    return register_and_promote(candidates, test_labels, test_titles, split_hash, data_hash,
-                                params)
+        return {
+            "decision": None,
+            "reason": f"experiment {experiment}: nothing registered and "
+            "no alias moved (evaluate.register_experiments is false); apply and commit it, "
+            "then `dvc repro`, to put its model forward",
+        }
+    return register_and_promote(candidates, test_labels, test_titles, split_hash, data_hash, params)

@@ -1,5 +1,6 @@
 """Publishing a trained model: log it to its MLflow run as a pyfunc, tag it with its content
 hash, and keep the logged model as the training stage's DVC output."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,9 @@ from fakenews.models.export import save_serving_model
 from fakenews.tracking import tags as tag
 
 
-def publish_model(run, model, input_spec, artifacts: dict[str, str], config: dict[str, Any],
-                  model_dir: Path) -> str:
+def publish_model(
+    run, model, input_spec, artifacts: dict[str, str], config: dict[str, Any], model_dir: Path
+) -> str:
     """Log the pyfunc model to the run and keep a copy of it as the DVC output.
 
     The output folder is the MLflow model itself (loadable with no tracking server) plus
@@ -34,8 +36,15 @@ def publish_model(run, model, input_spec, artifacts: dict[str, str], config: dic
         info = log_headline_model(run, all_artifacts, config, Path(work))
         with atomic_path(model_dir) as tmp:
             run.call(mlflow.artifacts.download_artifacts, info.model_uri, dst_path=str(tmp))
-            write_json({"run_id": run.run_id, "model_uri": info.model_uri, "content_hash": content,
-                        "threshold": config.get("threshold", 0.5)}, tmp / "mlflow_run.json")
+            write_json(
+                {
+                    "run_id": run.run_id,
+                    "model_uri": info.model_uri,
+                    "content_hash": content,
+                    "threshold": config.get("threshold", 0.5),
+                },
+                tmp / "mlflow_run.json",
+            )
     return info.model_uri
 
 

@@ -16,6 +16,7 @@ Input rules, the same for every model:
 Output: a DataFrame, row for row, with `fake_probability` (float in [0, 1]) and
 `predicted_label` ("fake" or "real", at the threshold the model chose on validation).
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,9 @@ def titles_from(model_input: Any, max_chars: int = MAX_TITLE_CHARS) -> list[str]
     elif isinstance(model_input, (pd.Series, list, tuple, np.ndarray)):
         values = list(model_input)
     else:
-        raise InvalidHeadlines(f"input must be a DataFrame with a '{TITLE}' column, not {type(model_input).__name__}")
+        raise InvalidHeadlines(
+            f"input must be a DataFrame with a '{TITLE}' column, not {type(model_input).__name__}"
+        )
     bad = non_string_rows(values)
     if bad:
         raise InvalidHeadlines(f"'{TITLE}' must be a string in every row; not in {bad}")
@@ -62,8 +65,9 @@ def titles_from(model_input: Any, max_chars: int = MAX_TITLE_CHARS) -> list[str]
 def output_frame(probabilities: np.ndarray, threshold: float) -> pd.DataFrame:
     probabilities = np.asarray(probabilities, dtype="float64").reshape(-1)
     # >= as in fakenews.training.binary_metrics
-    return pd.DataFrame({OUTPUT: probabilities,
-                         LABEL: np.where(probabilities >= threshold, "fake", "real")})
+    return pd.DataFrame(
+        {OUTPUT: probabilities, LABEL: np.where(probabilities >= threshold, "fake", "real")}
+    )
 
 
 def signature_and_example():
@@ -71,10 +75,18 @@ def signature_and_example():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    signature = ModelSignature(inputs=Schema([ColSpec("string", TITLE)]),
-                               outputs=Schema([ColSpec("double", OUTPUT), ColSpec("string", LABEL)]))
-    example = pd.DataFrame({TITLE: ["Senate passes the annual budget bill",
-                                    "Celebrity secretly married to alien, insiders say"]})
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", TITLE)]),
+        outputs=Schema([ColSpec("double", OUTPUT), ColSpec("string", LABEL)]),
+    )
+    example = pd.DataFrame(
+        {
+            TITLE: [
+                "Senate passes the annual budget bill",
+                "Celebrity secretly married to alien, insiders say",
+            ]
+        }
+    )
     return signature, example
 
 
@@ -119,8 +131,10 @@ class SavedModelScorer:
         # train_bert's SavedModels carry the hub preprocessor (for its vocabulary table).
         self.tokenize = getattr(getattr(loaded, "preprocessor", None), "tokenize", None)
         self.batch_size = int(config.get("batch_size", 128))
-        self.bfloat16 = check_precision(config.get("inference_precision", "float32"),
-                                        "inference_precision") == "bfloat16"
+        self.bfloat16 = (
+            check_precision(config.get("inference_precision", "float32"), "inference_precision")
+            == "bfloat16"
+        )
 
     def score(self, titles: list[str]) -> np.ndarray:
         import tensorflow as tf
@@ -150,8 +164,11 @@ class SavedModelScorer:
         order = np.argsort(lengths, kind="stable")
         sorted_lengths = lengths[order]
         starts = np.flatnonzero(np.diff(sorted_lengths)) + 1 if exact else []
-        return [chunk for group in np.split(order, starts)
-                for chunk in np.split(group, range(self.batch_size, len(group), self.batch_size))]
+        return [
+            chunk
+            for group in np.split(order, starts)
+            for chunk in np.split(group, range(self.batch_size, len(group), self.batch_size))
+        ]
 
 
 class CleanedTokensScorer:
@@ -164,8 +181,9 @@ class CleanedTokensScorer:
         from fakenews.text import use_nltk_data
 
         use_nltk_data(artifacts["nltk_data"])
-        self.cleaning = CleanParams.model_validate({**config["clean"],
-                                                    "nltk_data": artifacts["nltk_data"]})
+        self.cleaning = CleanParams.model_validate(
+            {**config["clean"], "nltk_data": artifacts["nltk_data"]}
+        )
         self.config = config
         vocab = Path(artifacts["vocab"]).read_text(encoding="utf-8").splitlines()
         self.index = {w: i for i, w in enumerate(vocab)}
@@ -185,15 +203,21 @@ class CleanedTokensScorer:
         from fakenews.vocabulary import encode
 
         spec = self.config["encode"]
-        return np.array([encode(t, self.index, int(spec["max_length"]), spec["padding"]) for t in tokens],
-                        dtype=np.int32)
+        return np.array(
+            [encode(t, self.index, int(spec["max_length"]), spec["padding"]) for t in tokens],
+            dtype=np.int32,
+        )
 
     def probabilities(self, ids: np.ndarray) -> np.ndarray:
         """The LSTM graph over token ids, batch_size rows per call."""
         import tensorflow as tf
 
-        out = [next(iter(self.serve(tf.constant(ids[i:i + self.batch_size])).values())).numpy().reshape(-1)
-               for i in range(0, len(ids), self.batch_size)]
+        out = [
+            next(iter(self.serve(tf.constant(ids[i : i + self.batch_size])).values()))
+            .numpy()
+            .reshape(-1)
+            for i in range(0, len(ids), self.batch_size)
+        ]
         return np.concatenate(out)
 
 
@@ -206,8 +230,9 @@ LOAD_OVERRIDES = ("inference_precision", "batch_size")
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 
 
-def log_headline_model(run, artifacts: dict[str, str], config: dict[str, Any], work_dir: Path,
-                       name: str = "model"):
+def log_headline_model(
+    run, artifacts: dict[str, str], config: dict[str, Any], work_dir: Path, name: str = "model"
+):
     """Log a headline model (from code) to the active run; returns its ModelInfo.
 
     MLflow loads the logged model back and scores the input example before it returns,
@@ -237,7 +262,17 @@ def _model_requirements() -> list[str]:
     """The serving subset of requirements.txt, pinned the same way."""
     from fakenews.data.params import PROJECT_ROOT
 
-    wanted = ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "nltk", "pandas",
-              "numpy", "mlflow", "pyyaml", "scikit-learn")
+    wanted = (
+        "tensorflow",
+        "tf-keras",
+        "tensorflow-hub",
+        "tensorflow-text",
+        "nltk",
+        "pandas",
+        "numpy",
+        "mlflow",
+        "pyyaml",
+        "scikit-learn",
+    )
     lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
     return [line for line in lines if line.split("==")[0] in wanted]

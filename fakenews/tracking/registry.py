@@ -13,11 +13,13 @@
 - Every decision is recorded as `promotion.*` tags on the challenger (and returned, for
   metrics/promotion.json). The champion it replaces keeps `previous-champion`.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from mlflow.exceptions import MlflowException
@@ -77,9 +79,14 @@ def version_with_hash(client: MlflowClient, name: str, content_hash: str) -> str
     return min(found, key=int) if found else None
 
 
-def paired_difference_ci(labels: np.ndarray, challenger: Scored, champion: Scored,
-                         metric: Callable[[np.ndarray, Scored], float], resamples: int, seed: int
-                         ) -> tuple[float, float]:
+def paired_difference_ci(
+    labels: np.ndarray,
+    challenger: Scored,
+    champion: Scored,
+    metric: Callable[[np.ndarray, Scored], float],
+    resamples: int,
+    seed: int,
+) -> tuple[float, float]:
     """95 % percentile interval of metric(challenger) − metric(champion) over resamples of
     the same test rows (each resample scores both models on identical rows)."""
     rng = np.random.default_rng(seed)
@@ -89,42 +96,67 @@ def paired_difference_ci(labels: np.ndarray, challenger: Scored, champion: Score
         idx = rng.integers(0, n, n)
         if len(np.unique(labels[idx])) < 2:
             continue
-        pick = lambda s: Scored(s.probabilities[idx], s.labels[idx])  # noqa: E731
-        differences.append(metric(labels[idx], pick(challenger)) - metric(labels[idx], pick(champion)))
+        pick = lambda s, idx=idx: Scored(s.probabilities[idx], s.labels[idx])  # noqa: E731
+        differences.append(
+            metric(labels[idx], pick(challenger)) - metric(labels[idx], pick(champion))
+        )
     if not differences:
         return float("nan"), float("nan")
     return float(np.percentile(differences, 2.5)), float(np.percentile(differences, 97.5))
 
 
-def decide(name: str, version: str, metric: str, margin: float, challenger_score: float,
-           champion: dict[str, Any] | None, ci: tuple[float, float] | None, rows: int) -> Decision:
+def decide(
+    name: str,
+    version: str,
+    metric: str,
+    margin: float,
+    challenger_score: float,
+    champion: dict[str, Any] | None,
+    ci: tuple[float, float] | None,
+    rows: int,
+) -> Decision:
     """The promotion rule; changes nothing. `champion` is None when there is none yet, and
     holds `version`, `score` (None when not comparable) and `why_not_comparable`."""
-    common = dict(model=name, version=str(version), metric=metric, margin=margin,
-                  challenger_score=challenger_score, rows_compared=rows, at=_now(),
-                  champion_version=champion and champion["version"],
-                  champion_score=champion and champion.get("score"),
-                  difference_ci_low=ci[0] if ci else None, difference_ci_high=ci[1] if ci else None)
+    common = dict(
+        model=name,
+        version=str(version),
+        metric=metric,
+        margin=margin,
+        challenger_score=challenger_score,
+        rows_compared=rows,
+        at=_now(),
+        champion_version=champion and champion["version"],
+        champion_score=champion and champion.get("score"),
+        difference_ci_low=ci[0] if ci else None,
+        difference_ci_high=ci[1] if ci else None,
+    )
     if champion is None:
         return Decision(promoted=True, reason="no champion yet", **common)
     if champion.get("why_not_comparable"):
-        return Decision(promoted=False, reason=f"not compared with champion v{champion['version']}: "
-                        f"{champion['why_not_comparable']}; only `promote --force --reason` can "
-                        "promote it", **common)
+        return Decision(
+            promoted=False,
+            reason=f"not compared with champion v{champion['version']}: "
+            f"{champion['why_not_comparable']}; only `promote --force --reason` can "
+            "promote it",
+            **common,
+        )
     low, high = ci
     promoted = bool(low > margin)  # NaN compares False: no interval, no promotion
     verdict = "beats" if promoted else "does not beat"
-    reason = (f"{metric} {challenger_score:.4f} vs champion v{champion['version']} "
-              f"{champion['score']:.4f} on the same {rows} test rows: difference 95 % CI "
-              f"[{low:+.4f}, {high:+.4f}] {verdict} the margin {margin} (it must lie entirely above)")
+    reason = (
+        f"{metric} {challenger_score:.4f} vs champion v{champion['version']} "
+        f"{champion['score']:.4f} on the same {rows} test rows: difference 95 % CI "
+        f"[{low:+.4f}, {high:+.4f}] {verdict} the margin {margin} (it must lie entirely above)"
+    )
     return Decision(promoted=promoted, reason=reason, **common)
 
 
 def record(client: MlflowClient, decision: Decision) -> None:
     """The decision as `promotion.*` tags on its version."""
     for key, value in decision.as_dict().items():
-        client.set_model_version_tag(decision.model, decision.version,
-                                     tag.PROMOTION_PREFIX + key, str(value))
+        client.set_model_version_tag(
+            decision.model, decision.version, tag.PROMOTION_PREFIX + key, str(value)
+        )
 
 
 def apply(client: MlflowClient, decision: Decision) -> None:
@@ -159,10 +191,21 @@ def force(client: MlflowClient, name: str, version: str, reason: str) -> Decisio
     """Make `version` champion regardless of scores; the reason is recorded on the version."""
     if not reason.strip():
         raise ValueError("a forced promotion needs a reason")
-    decision = Decision(model=name, version=str(version), promoted=True, reason=f"forced: {reason}",
-                        metric="", margin=0.0, challenger_score=None,
-                        champion_version=alias_version(client, name, CHAMPION), champion_score=None,
-                        difference_ci_low=None, difference_ci_high=None, rows_compared=0, at=_now())
+    decision = Decision(
+        model=name,
+        version=str(version),
+        promoted=True,
+        reason=f"forced: {reason}",
+        metric="",
+        margin=0.0,
+        challenger_score=None,
+        champion_version=alias_version(client, name, CHAMPION),
+        champion_score=None,
+        difference_ci_low=None,
+        difference_ci_high=None,
+        rows_compared=0,
+        at=_now(),
+    )
     set_champion(client, name, version)
     record(client, decision)
     return decision

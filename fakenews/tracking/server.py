@@ -7,6 +7,7 @@ command-line flags override them. Relative paths are relative to the work direct
 (the project root by default), where the PID file and log live as well:
 `<workdir>/mlflow/server.pid` and `<workdir>/mlflow/server.log`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,9 +15,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import psutil
 import requests
@@ -152,8 +154,9 @@ def _spawn(config: ServerConfig) -> int:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise PipelineError(f"{folder}: cannot create it for the server: {err}") from None
-    pid = spawn_detached(config.command(), config.log_file, {**os.environ, **SERVER_ENV},
-                         cwd=config.workdir)
+    pid = spawn_detached(
+        config.command(), config.log_file, {**os.environ, **SERVER_ENV}, cwd=config.workdir
+    )
     with atomic_path(config.pid_file) as tmp:
         tmp.write_text(f"{pid}\n")
     return pid
@@ -207,10 +210,15 @@ def start_server(
         config.pid_file.unlink(missing_ok=True)
         return False
 
-    wait_until_ready(lambda: server_healthy(config.uri, timeout=1.0), running,
-                     "the MLflow server", config.log_file,
-                     timeout - (time.monotonic() - began),
-                     stop=lambda: stop_server(handle, say=lambda _: None), say=say)
+    wait_until_ready(
+        lambda: server_healthy(config.uri, timeout=1.0),
+        running,
+        "the MLflow server",
+        config.log_file,
+        timeout - (time.monotonic() - began),
+        stop=lambda: stop_server(handle, say=lambda _: None),
+        say=say,
+    )
     say(f"MLflow server is up at {config.uri} after {time.monotonic() - began:.1f}s")
     return handle
 
@@ -225,8 +233,10 @@ def stop_server(
         if handle.pid is not None and read_pid(config) == handle.pid:
             config.pid_file.unlink(missing_ok=True)
         if server_healthy(config.uri):
-            say(f"a server answers at {config.uri}, but it was not started from "
-                f"{config.workdir} (no live PID in {config.pid_file}); not stopping it")
+            say(
+                f"a server answers at {config.uri}, but it was not started from "
+                f"{config.workdir} (no live PID in {config.pid_file}); not stopping it"
+            )
         else:
             say(f"no MLflow server is running at {config.uri}")
         return False

@@ -1,5 +1,6 @@
 """evaluate's side of MLflow: the trained models scored through their logged pyfuncs, and
 one evaluation run per model with its test metrics, linked to its training run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,9 @@ from fakenews.tracking import tags as tag
 STAGE = "evaluate"
 
 
-def logged_model_predictions(models_dir: Path, families: tuple[str, ...], titles: list[str]
-                             ) -> tuple[Predictions, dict[str, dict[str, Any]]]:
+def logged_model_predictions(
+    models_dir: Path, families: tuple[str, ...], titles: list[str]
+) -> tuple[Predictions, dict[str, dict[str, Any]]]:
     """Each trained family's logged pyfunc on the titles, exactly as it would be served:
     (probabilities, threshold), and the run record its training stage wrote (run id, model
     URI, content hash) with the predictions as `scored`."""
@@ -31,15 +33,29 @@ def logged_model_predictions(models_dir: Path, families: tuple[str, ...], titles
     return predictions, records
 
 
-def log_test_results(results: dict[str, dict[str, Any]], records: dict[str, dict[str, Any]],
-                     params: EvaluateParams, inputs: list[Path], assignment: Path) -> None:
+def log_test_results(
+    results: dict[str, dict[str, Any]],
+    records: dict[str, dict[str, Any]],
+    params: EvaluateParams,
+    inputs: list[Path],
+    assignment: Path,
+) -> None:
     """One `evaluate_<model>` run per model: its test metrics, overall and per source."""
     from fakenews.tracking.runs import start_run
 
     for name, scores in results.items():
         link = {tag.TRAINING_RUN: records[name]["run_id"]} if name in records else {}
-        with start_run(STAGE, {STAGE: params.model_dump(), "model": name}, inputs,
-                       run_name=f"evaluate_{name}", extra_tags={"model": name, **link},
-                       datasets={"test": assignment}) as run:
-            run.log_metrics({"test": {k: v for k, v in scores.items() if k != "by_source"},
-                             "test_by_source": scores["by_source"]})
+        with start_run(
+            STAGE,
+            {STAGE: params.model_dump(), "model": name},
+            inputs,
+            run_name=f"evaluate_{name}",
+            extra_tags={"model": name, **link},
+            datasets={"test": assignment},
+        ) as run:
+            run.log_metrics(
+                {
+                    "test": {k: v for k, v in scores.items() if k != "by_source"},
+                    "test_by_source": scores["by_source"],
+                }
+            )

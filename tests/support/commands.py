@@ -1,4 +1,5 @@
 """Running commands in the project and in its throwaway copies, as the tests do."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,15 @@ from fakenews import TENSORFLOW_ENV
 from fakenews.data.params import PROJECT_ROOT
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
-__all__ = ["PROJECT_ROOT", "SHARED_DATA", "subprocess_env", "run", "write_params", "commit_all",
-           "ran_stages"]
+__all__ = [
+    "PROJECT_ROOT",
+    "SHARED_DATA",
+    "subprocess_env",
+    "run",
+    "write_params",
+    "commit_all",
+    "ran_stages",
+]
 
 
 def subprocess_env() -> dict[str, str]:
@@ -25,13 +33,16 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True,
-        timeout: float = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env or subprocess_env(), capture_output=True,
-                          text=True, timeout=timeout)
+def run(
+    cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env or subprocess_env(), capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            f"{' '.join(cmd)} exited "
+            f"{proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         )
     return proc
 
@@ -44,11 +55,25 @@ def write_params(path: Path, params: dict) -> Path:
 def commit_all(repo: Path, message: str) -> str:
     """`git add -A` and commit in a project copy; returns the new HEAD."""
     run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
-         "commit", "-q", "-m", message], repo)
+    run(
+        [
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.com",
+            "commit",
+            "-q",
+            "-m",
+            message,
+        ],
+        repo,
+    )
     return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
 
 
 def ran_stages(output: str) -> list[str]:
     """Stage names that `dvc repro`/`dvc exp run` reported running."""
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+    return [
+        line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
+    ]

@@ -1,4 +1,5 @@
 """Typed params sections for tests, built the way a params file is read (and validated)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,6 +5,7 @@ them) but no data, no DVC cache, no dvc.lock and no metrics, so `dvc repro` in i
 starts from nothing. `../shared` is linked beside it, so default params read the real
 offline data.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -24,7 +25,10 @@ _GIT_IDENTITY = ["-c", "user.name=sandbox", "-c", "user.email=sandbox@example.co
 def _project_files() -> list[str]:
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     return [rel for rel in listed if rel and (PROJECT_ROOT / rel).is_file()]
 
@@ -47,10 +51,17 @@ def copy_project(dest: Path | str, dvc_cache: Path | str | None = None) -> Path:
     (repo / "metrics").mkdir()
     (repo / "dvc.lock").unlink(missing_ok=True)
     (dest / "shared").symlink_to(SHARED, target_is_directory=True)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", *_GIT_IDENTITY, "commit", "-q", "-m", "sandbox copy"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", *_GIT_IDENTITY, "commit", "-q", "-m", "sandbox copy"],
+    ):
         subprocess.run(cmd, cwd=repo, check=True, capture_output=True)
     if dvc_cache is not None:
-        subprocess.run(["dvc", "cache", "dir", "--local", str(dvc_cache)], cwd=repo, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["dvc", "cache", "dir", "--local", str(dvc_cache)],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
     return repo

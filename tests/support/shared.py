@@ -10,13 +10,14 @@ started one may finish before the others are done with it.
 Without xdist the same code runs in the one pytest process, which is then its own
 controller.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from filelock import FileLock
 
@@ -47,8 +48,10 @@ def once(root: Path, name: str, build: Callable[[Path], None]) -> Path:
         if (folder / DONE).exists():
             return folder
         if (folder / FAILED).exists():
-            raise RuntimeError(f"shared fixture {name!r} failed in another worker:\n"
-                               + (folder / FAILED).read_text())
+            raise RuntimeError(
+                f"shared fixture {name!r} failed in another worker:\n"
+                + (folder / FAILED).read_text()
+            )
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         try:

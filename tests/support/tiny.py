@@ -1,5 +1,6 @@
 """The tiny profile as the suite runs it: the params, the `dvc exp run -S` flags, and
 what the session's one tiny `dvc repro` (tests/conftest.py) leaves for the tests."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,14 +23,26 @@ TINY_STAGE_PARAMS = {
 }
 TINY_REPRO_EXPERIMENT = "dvc-repro-test"
 TINY_REPRO_MODEL = "dvc-repro"
-DATA_PATHS = ("ingested", "ingest_report", "cleaned", "hub_dir", "embedded_dir", "embed_metrics",
-              "split", "split_metrics")
+DATA_PATHS = (
+    "ingested",
+    "ingest_report",
+    "cleaned",
+    "hub_dir",
+    "embedded_dir",
+    "embed_metrics",
+    "split",
+    "split_metrics",
+)
 
 
 def tiny_flags() -> list[str]:
     """The tiny profile as `dvc exp run -S key=value` arguments."""
-    return [arg for section, values in TINY_STAGE_PARAMS.items() for key, value in values.items()
-            for arg in ("-S", f"{section}.{key}={value}")]
+    return [
+        arg
+        for section, values in TINY_STAGE_PARAMS.items()
+        for key, value in values.items()
+        for arg in ("-S", f"{section}.{key}={value}")
+    ]
 
 
 @dataclass(frozen=True)
@@ -44,8 +57,10 @@ def tiny_params(outputs: Path, workdir: Path, shared_data: Path) -> dict:
     """params.yaml with the tiny profile, reading the upstream data of the session's tiny
     repro (`outputs`) and writing models and metrics into `workdir`."""
     params = read_params(PROJECT_ROOT / "params.yaml")
-    params["paths"] = {key: str((outputs if key in DATA_PATHS else workdir) / value)
-                       for key, value in params["paths"].items()}
+    params["paths"] = {
+        key: str((outputs if key in DATA_PATHS else workdir) / value)
+        for key, value in params["paths"].items()
+    }
     params["embed"]["wordvec_handle"] = str(outputs / params["embed"]["wordvec_handle"])
     for key in ("preprocess_handle", "encoder_handle"):
         params["train_bert"][key] = str(outputs / params["train_bert"][key])
