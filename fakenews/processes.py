@@ -49,7 +49,7 @@ def check_bind_host(host: str, *, authenticated: bool, setting: str) -> None:
         raise PipelineError(
             f"{setting} is {host!r}, but this server has no authentication, so it listens on "
             "loopback only (127.0.0.1, ::1 or localhost). For a server others can reach, "
-            'use the authenticated team server (`make team-up`, README "Team setup").'
+            "use the authenticated team server (`make team-up`, docs/team.md)."
         )
 
 

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.support.commands import ran_stages, run
 from tests.support.tiny import TINY_REPRO_EXPERIMENT, TINY_REPRO_MODEL
-from tests.test_readme import NOT_RUN_HERE, README, runnable_blocks
+from tests.test_docs import NOT_RUN_HERE, documented_commands
 
 pytestmark = pytest.mark.slow
 
@@ -142,15 +142,14 @@ def readme_outputs(repo, env, first_run) -> dict[str, str]:
             MlflowClient(env["MLFLOW_TRACKING_URI"]), TINY_REPRO_MODEL
         )
     }
-    for block in runnable_blocks(README.read_text(encoding="utf-8")):
-        for command in block:
-            if command not in NOT_RUN_HERE:
-                outputs[command] = run(["bash", "-c", command], repo, env).stdout
+    for command in documented_commands():
+        if command not in NOT_RUN_HERE:
+            outputs[command] = run(["bash", "-c", command], repo, env).stdout
     outputs["repo"] = repo
     return outputs
 
 
-def test_readme_commands_run(readme_outputs, tracking_server):
+def test_documented_commands_run(readme_outputs, tracking_server):
     champion = MlflowClient(tracking_server).get_model_version_by_alias(
         TINY_REPRO_MODEL, "champion"
     )

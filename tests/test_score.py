@@ -330,23 +330,25 @@ def test_served_champion_gives_one_probability_per_raw_headline(served_champion)
     bad = _invoke(
         served_champion, {"dataframe_records": [{"title": "fine"}, {"title": None}, {"title": 7}]}
     )
-    assert bad.status_code == 400  # the README's bad-input table documents this message
+    assert bad.status_code == 400  # docs/serving-and-spark.md's input rules document this
     assert bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "not in row 1 (NoneType), row 2 (int)" in bad.json()["message"]
 
 
-# ---- the README's serving section ----------------------------------------------------------
+# ---- the documented serving section -------------------------------------------------------
+
+SERVING_DOC = PROJECT_ROOT / "docs" / "serving-and-spark.md"
 
 
-def readme_serving_section() -> str:
-    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    assert "\n## Serving and batch scoring\n" in text
-    return text.split("\n## Serving and batch scoring\n", 1)[1].split("\n## ", 1)[0]
+def serving_doc_section() -> str:
+    text = SERVING_DOC.read_text(encoding="utf-8")
+    assert "\n## HTTP: serve the champion\n" in text
+    return text.split("\n## HTTP: serve the champion\n", 1)[1].split("\n## ", 1)[0]
 
 
-def readme_curl_request() -> tuple[str, dict[str, str], str, dict]:
-    """(URL, headers, body, documented response) of the README's curl example, as written."""
-    section = readme_serving_section()
+def documented_curl_request() -> tuple[str, dict[str, str], str, dict]:
+    """(URL, headers, body, documented response) of the documented curl example, as written."""
+    section = serving_doc_section()
     blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
     index, curl = next(
         (i, code)
@@ -364,12 +366,12 @@ def readme_curl_request() -> tuple[str, dict[str, str], str, dict]:
     return url, headers, body, response
 
 
-def test_readme_serving_section_matches_the_project():
-    section = readme_serving_section()
+def test_the_serving_doc_matches_the_project():
+    section = serving_doc_section()
     model = read_params()["evaluate"]["registered_model"]
     serve = next(line for line in section.splitlines() if line.startswith("mlflow models serve"))
     assert f'-m "models:/{model}@champion"' in serve and "--env-manager local" in serve
-    url, headers, body, response = readme_curl_request()
+    url, headers, body, response = documented_curl_request()
     assert urlparse(url).port == int(shlex.split(serve)[shlex.split(serve).index("-p") + 1])
     assert headers.get("Content-Type") == "application/json"
     records = json.loads(body)["dataframe_records"]
@@ -378,8 +380,8 @@ def test_readme_serving_section_matches_the_project():
 
 
 @pytest.mark.slow
-def test_readme_curl_example_works_against_the_served_model(served_champion):
-    url, headers, body, documented = readme_curl_request()
+def test_the_documented_curl_example_works_against_the_served_model(served_champion):
+    url, headers, body, documented = documented_curl_request()
     response = requests.post(
         served_champion + urlparse(url).path,
         data=body.encode("utf-8"),

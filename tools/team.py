@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Secrets are generated on the first `up` into <dir>/secrets/secrets.env (mode "
         "0600), unless set in the environment: " + ", ".join(SECRET_NAMES) + ". Clients: "
         "`set -a; . team/secrets/admin.env; set +a` (or reader.env), then `make repro`. "
-        'See README "Team setup".',
+        "See docs/team.md.",
     )
     sub = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status,rotate}")
     start = sub.add_parser(

@@ -188,7 +188,7 @@ def rotate(user: str, root: Path | str | None = None, say: Say = print) -> None:
     if os.environ.get(USERS[user]):
         raise PipelineError(f"{USERS[user]} is set in the environment, which wins over "
                             f"{team_paths(root).secrets_file}: change it where it is set, "
-                            "then rotate by hand (README \"Team setup\")")
+                            "then rotate by hand (docs/team.md)")
     team = current(root)
     secrets = load_secrets(team.paths)
     new = random_secrets.token_urlsafe(24)

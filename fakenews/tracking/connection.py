@@ -69,7 +69,7 @@ def _refusal(uri: str, status: int, endpoint: str) -> PipelineError:
         for k in ("USERNAME", "PASSWORD")
         if not os.environ.get(f"MLFLOW_TRACKING_{k}")
     ]
-    setup = 'see README "Team setup" (e.g. `set -a; . team/secrets/admin.env; set +a`)'
+    setup = "see docs/team.md (e.g. `set -a; . team/secrets/admin.env; set +a`)"
     if status == 401 and unset:
         return PipelineError(
             f"the MLflow server at {uri} requires a login (HTTP 401), and "
