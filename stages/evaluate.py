@@ -1,11 +1,12 @@
 """evaluate: every model on the one held-out test split, then registry promotion.
 
-Scores the LSTM and BERT through their logged pyfunc models, exactly as they would be
-served, each at the decision threshold it chose on validation, beside the references
-(fakenews.baselines) fitted here on train. Writes DVC metrics (bootstrap 95 % intervals,
-calibration, and the same per source) and plots, logs one MLflow evaluation run per model
-(fakenews.tracking.test_results), and hands the deep models to the registry
-(fakenews.tracking.promotion).
+Scores the trained families (LSTM, BERT, TF-IDF) and their ensemble through their logged
+pyfunc models, exactly as they would be served, each at the decision threshold it chose on
+validation, beside the references (fakenews.baselines) fitted here on train. Writes DVC
+metrics (bootstrap 95 % intervals, calibration, the same per source, and each trained
+model's paired difference against `evaluate.paired_against`) and plots, logs one MLflow
+evaluation run per model (fakenews.tracking.test_results), and hands the trained models to
+the registry (fakenews.tracking.promotion).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from fakenews.data.params import load_params, project_path
 from fakenews.data.sections import EvaluateParams
 from fakenews.data.splits import load_splits
 from fakenews.errors import cli_errors
-from fakenews.evaluation import curve_tables, model_report, per_source
+from fakenews.evaluation import curve_tables, model_report, paired_difference, per_source
 
 STAGE = "evaluate"
-DEEP_MODELS = ("lstm", "bert")
+TRAINED = ("lstm", "bert", "tfidf", "ensemble")  # logged models, registered when new
 COLUMNS = ["id", "title", "source", "tokens"]
 
 
@@ -35,13 +36,20 @@ def evaluate(
     """The core: every model's report on the same rows, overall and per source."""
     labels, sources = test["label"].to_numpy(), test["source"].to_numpy()
     draws = (params.bootstrap_resamples, params.seed)
-    return {
+    results = {
         name: {
             **model_report(labels, probs, threshold, *draws),
             "by_source": per_source(labels, probs, threshold, sources, *draws),
         }
         for name, (probs, threshold) in predictions.items()
     }
+    against = params.paired_against
+    for name in TRAINED:
+        if name != against and name in predictions and against in predictions:
+            results[name][f"paired_vs_{against}"] = paired_difference(
+                labels, predictions[name], predictions[against], *draws
+            )
+    return results
 
 
 def write_plots(labels: np.ndarray, predictions: Predictions, folder) -> None:
@@ -70,9 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     train, val, test = parts["train"], parts["val"], parts["test"]
     titles, labels = test["title"].tolist(), test["label"].to_numpy()
     connect()
-    predictions, records = logged_model_predictions(
-        project_path(paths.models_dir), DEEP_MODELS, titles
-    )
+    predictions, records = logged_model_predictions(project_path(paths.models_dir), TRAINED, titles)
     predictions.update(reference_predictions(train, val, test, params.references))
     results = evaluate(test, predictions, params)
 
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
             **records[name],
             "metrics": {k: v for k, v in results[name].items() if isinstance(v, float)},
         }
-        for name in DEEP_MODELS
+        for name in TRAINED
     }
     report = promote_unless_experiment(
         candidates,

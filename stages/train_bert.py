@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     all_params = load_params(parser.parse_args(argv).params)
     params, paths = all_params.train_bert, all_params.paths
     from fakenews.distribution import chief_only, is_chief, replica_tags, strategy_for
-    from fakenews.tracking.publishing import publish_model
+    from fakenews.tracking.publishing import publish_keras
     from fakenews.tracking.runs import start_run
     from fakenews.training import conclude, epoch_logger
 
@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> None:
             history,
             parts["val"]["label"].to_numpy(),
             bert.predict(model, parts["val"]["title"].tolist()),
-            lambda threshold: publish_model(
+            lambda threshold: publish_keras(
                 run,
+                "bert",
                 model,
                 bert.input_spec(),
                 {},

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     all_params: Params = load_params(parser.parse_args(argv).params)
     params, paths = all_params.train_lstm, all_params.paths
     from fakenews.distribution import chief_only, is_chief, replica_tags, strategy_for
-    from fakenews.tracking.publishing import publish_model
+    from fakenews.tracking.publishing import publish_keras
     from fakenews.tracking.runs import start_run
     from fakenews.training import conclude, epoch_logger
 
@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> None:
             history,
             parts["val"]["label"].to_numpy(),
             lstm.predict(model, inputs.ids["val"]),
-            lambda threshold: publish_model(
+            lambda threshold: publish_keras(
                 run,
+                "lstm",
                 model,
                 lstm.input_spec(params),
                 artifacts,

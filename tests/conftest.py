@@ -190,15 +190,15 @@ def tiny_pipeline(tiny_repro, shared, shared_data) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_trained(tiny_pipeline, shared, tracking_server) -> Path:
-    """Both models trained once more on the tiny profile, in-process, logged to the run's
-    server. With the same inputs and params as the tiny repro's training (in its own
-    processes), the two must agree: test_determinism compares them."""
-    from stages import train_bert, train_lstm
+    """Every family trained once more on the tiny profile, in-process, and their ensemble
+    blended, logged to the run's server. With the same inputs and params as the tiny repro's
+    training (in its own processes), the two must agree: test_determinism compares them."""
+    from stages import blend, train_bert, train_lstm, train_tfidf
 
     def train(_: Path) -> None:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("MLFLOW_TRACKING_URI", tracking_server)
-            for stage in (train_lstm, train_bert):
+            for stage in (train_lstm, train_bert, train_tfidf, blend):
                 stage.main(["--params", str(tiny_pipeline)])
 
     once(shared, "tiny-trained", train)

@@ -22,7 +22,17 @@ from tests.test_docs import NOT_RUN_HERE, documented_commands
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "evaluate"]
+ALL_STAGES = [
+    "ingest",
+    "clean",
+    "embed",
+    "split",
+    "train_lstm",
+    "train_bert",
+    "train_tfidf",
+    "blend",
+    "evaluate",
+]
 # split reads only ids and labels; each consumer joins the columns it needs by id
 EXPECTED_EDGES = {
     ("ingest", "clean"),
@@ -37,8 +47,17 @@ EXPECTED_EDGES = {
     ("split", "evaluate"),
     ("clean", "evaluate"),
     ("ingest", "evaluate"),
+    ("split", "train_tfidf"),
+    ("ingest", "train_tfidf"),
+    ("split", "blend"),
+    ("ingest", "blend"),
+    ("train_lstm", "blend"),
+    ("train_bert", "blend"),
+    ("train_tfidf", "blend"),
     ("train_lstm", "evaluate"),
     ("train_bert", "evaluate"),
+    ("train_tfidf", "evaluate"),
+    ("blend", "evaluate"),
 }
 
 
@@ -62,13 +81,13 @@ def dag_edges(repo) -> set[tuple[str, str]]:
     return edges
 
 
-def test_dag_chains_the_seven_stages(repo):
+def test_dag_chains_the_nine_stages(repo):
     assert dag_edges(repo) == EXPECTED_EDGES
 
 
 @pytest.fixture(scope="module")
 def first_run(tiny_repro):
-    """The session's tiny profile run through all seven stages (conftest.tiny_repro)."""
+    """The session's tiny profile run through all nine stages (conftest.tiny_repro)."""
     return tiny_repro.result
 
 
@@ -84,8 +103,10 @@ def test_full_repro_then_noop(repo, env, tracking_server, first_run):
     by_stage = {}
     for r in runs:
         by_stage.setdefault(r.data.tags["dvc.stage"], []).append(r)
-    assert len(by_stage["train_lstm"]) == len(by_stage["train_bert"]) == 1
-    assert len(by_stage["evaluate"]) == 5  # lstm, bert, two TF-IDF references, majority
+    trained = ("train_lstm", "train_bert", "train_tfidf", "blend")
+    assert [len(by_stage[stage]) for stage in trained] == [1, 1, 1, 1]
+    # the four trained models, the older TF-IDF reference and the majority class
+    assert len(by_stage["evaluate"]) == 6
     lstm = by_stage["train_lstm"][0]
     assert lstm.data.tags["command"].endswith("-m stages.train_lstm")
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
@@ -95,7 +116,7 @@ def test_full_repro_then_noop(repo, env, tracking_server, first_run):
     name = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["registered_model"]
     assert name == TINY_REPRO_MODEL
     versions = client.search_model_versions(f"name = '{name}'")
-    assert sorted(v.tags["family"] for v in versions) == ["bert", "lstm"]
+    assert sorted(v.tags["family"] for v in versions) == ["bert", "ensemble", "lstm", "tfidf"]
     promotion = json.loads((repo / "metrics/promotion.json").read_text())
     champion = client.get_model_version_by_alias(name, "champion").version
     assert promotion["decision"]["promoted"] and promotion["decision"]["version"] == champion
@@ -201,6 +222,7 @@ def test_a_param_change_reruns_only_what_depends_on_it(readme_outputs):
         "clean",
         "embed",
         "train_lstm",
+        "blend",
         "evaluate",
     ]
 

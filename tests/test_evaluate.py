@@ -16,6 +16,7 @@ from fakenews.data.params import read_params
 from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError
 from fakenews.evaluation import bootstrap_ci, calibration, choose_threshold, model_report
+from fakenews.models import tfidf
 from fakenews.tracking import registry
 from fakenews.tracking import tags as tag
 from fakenews.tracking.promotion import register_and_promote, scored_by
@@ -137,13 +138,25 @@ def test_the_word_and_character_reference_chooses_c_on_validation():
         "logreg_c": [0.0001, 1.0],
     }
     references = section("evaluate", references={"ref": spec}).references
-    model, _ = baselines.tfidf_reference(train, val, references["ref"])
+    model, _, c = tfidf.fit(train, val, references["ref"])
+    assert c == 1.0
     assert model[-1].C == 1.0  # C = 0.0001 predicts almost the base rate: worse on validation
     assert len(model[0].transformer_list) == 2  # words and characters
     with pytest.raises(
         PipelineError, match="text: input should be 'title' or 'tokens', got 'body'"
     ):
         section("evaluate", references={"ref": dict(spec, text="body")})
+
+
+def test_a_pipeline_file_holding_other_types_is_refused(tmp_path):
+    """skops loads only the types a TF-IDF pipeline holds: a file that smuggles in another
+    (here a callable from the standard library) is refused before anything runs."""
+    import skops.io as sio
+
+    target = tmp_path / "pipeline.skops"
+    sio.dump({"payload": print}, target)
+    with pytest.raises(PipelineError, match="refusing to load types"):
+        tfidf.load(target)
 
 
 def test_the_promotion_rule():
@@ -163,7 +176,7 @@ def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, t
     params = read_params(tiny_trained)
     metrics_dir = Path(params["paths"]["metrics_dir"])
     results = json.loads((metrics_dir / "evaluate.json").read_text())
-    assert set(results) == {"lstm", "bert", "tfidf_logreg", "tfidf_unigram", "majority"}
+    assert set(results) == {"lstm", "bert", "tfidf", "ensemble", "tfidf_unigram", "majority"}
     test = load_splits(params["paths"]["split"], params["paths"]["cleaned"], ["id", "source"])[
         "test"
     ]
@@ -187,15 +200,25 @@ def test_evaluate_stage_writes_metrics_plots_runs_and_a_champion(tiny_trained, t
     client = MlflowClient(tracking_uri)
     name = params["evaluate"]["registered_model"]
     champion = client.get_model_version_by_alias(name, "champion")
-    best = max(("lstm", "bert"), key=lambda family: results[family]["roc_auc"])
+    best = max(("lstm", "bert", "tfidf", "ensemble"), key=lambda family: results[family]["roc_auc"])
     assert champion.tags["family"] == best and champion.version == promotion["decision"]["version"]
     assert champion.tags[tag.SPLIT_HASH] and champion.tags["promotion.promoted"] == "True"
     runs = client.search_runs(
         [client.get_experiment_by_name("fake-news").experiment_id], "tags.dvc.stage = 'evaluate'"
     )
     linked = {r.data.tags["model"]: r.data.tags.get("training_run_id") for r in runs}
-    assert set(linked) == {"lstm", "bert", "tfidf_logreg", "tfidf_unigram", "majority"}
+    assert set(linked) == {"lstm", "bert", "tfidf", "ensemble", "tfidf_unigram", "majority"}
     assert linked["lstm"] and linked["bert"] and linked["majority"] is None
+    # the ensemble's paired difference against BERT, and its version names its members'
+    paired = results["ensemble"]["paired_vs_bert"]
+    for metric in ("accuracy", "roc_auc"):
+        low, high = (paired[f"{metric}_difference_ci_{end}"] for end in ("low", "high"))
+        assert low <= paired[f"{metric}_difference"] <= high
+    versions = promotion["versions"]
+    ensemble = client.get_model_version(name, versions["ensemble"])
+    assert {m: ensemble.tags[f"member.{m}.version"] for m in ("bert", "lstm", "tfidf")} == {
+        m: versions[m] for m in ("bert", "lstm", "tfidf")
+    }
     assert {d.dataset.name for r in runs for d in r.inputs.dataset_inputs} == {"assignment-test"}
 
 

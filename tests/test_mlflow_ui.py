@@ -84,7 +84,19 @@ def test_the_experiment_opens_on_its_runs_and_compares_the_two_models(
     for name in ("evaluate_lstm", "evaluate_bert"):
         rows[name].get_by_role("checkbox").first.check()
     page.get_by_role("button", name="Compare").first.click()
-    page.get_by_text("test.roc_auc", exact=True).first.wait_for(timeout=60_000)
+    page.get_by_text("test.accuracy", exact=True).first.wait_for(timeout=60_000)
+    # The metrics table is virtualized grids (names, then each run's values) that render only
+    # the rows in view: scroll them together until the row of test.roc_auc is rendered.
+    metric = page.get_by_text("test.roc_auc", exact=True).first
+    for _ in range(30):
+        if metric.count():
+            break
+        page.evaluate(
+            "document.querySelectorAll('.ReactVirtualized__Grid').forEach(g => g.scrollTop += 300)"
+        )
+        page.wait_for_timeout(300)
+    metric.wait_for(timeout=10_000)
+    page.wait_for_timeout(500)  # the value grids render on the scroll event after the names
     page.screenshot(path=SCREENSHOTS / "2-compare.png", full_page=True)
     assert "compare-runs" in page.url
     text = page.inner_text("body")

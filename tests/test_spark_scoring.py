@@ -141,6 +141,22 @@ def test_spark_local2_gives_the_in_process_answers_for_the_same_ids(
     )
 
 
+def test_the_ensemble_scores_on_spark_as_in_process(spark, tiny_repro, headlines, tmp_path):
+    """The ensemble is one pyfunc like any model: its members load inside each worker."""
+    from fakenews.scoring.models import load_model
+    from fakenews.scoring.spark import score_with_spark
+    from fakenews.scoring.stream import score_table
+    from fakenews.scoring.tables import input_table
+
+    ensemble = tiny_repro.outputs / "models" / "ensemble"
+    table = input_table(parts_folder(headlines, tmp_path / "parts", 2, ".parquet"))
+    in_process = tmp_path / "in_process.parquet"
+    counts = score_table(table, load_model(str(ensemble)), in_process, batch_size=32)
+    on_spark = tmp_path / "on_spark.parquet"
+    assert score_with_spark(spark, table, ensemble, on_spark, batch_size=32) == counts
+    assert_same_answers(read_output(in_process), read_output(on_spark), headlines)
+
+
 def score_cli(args: list[str]):
     return run(
         [sys.executable, "-m", "tools.score", *args], PROJECT_ROOT, subprocess_env(), check=False

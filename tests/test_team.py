@@ -95,9 +95,10 @@ def team_repo(team, project_copy, tiny_repro):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for section, values in TINY_STAGE_PARAMS.items():
         params[section].update(values)
-    # Seeds of their own: DVC's run cache, shared with copies that logged to other servers,
-    # must not restore a model whose MLflow run lives elsewhere.
+    # Params of their own for every trained family: DVC's run cache, shared with copies that
+    # logged to other servers, must not restore a model whose MLflow run lives elsewhere.
     params["train_lstm"]["seed"] = params["train_bert"]["seed"] = 7
+    params["train_tfidf"]["logreg_c"] = [0.5, 2.0]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     result = run(["make", "repro"], repo, client_env(team))
@@ -234,13 +235,16 @@ def test_tiny_pipeline_logs_to_postgres_and_s3_and_the_reader_serves_the_champio
     import psycopg
 
     repo, result = team_repo
-    assert ran_stages(result.stdout)[-3:] == ["train_lstm", "train_bert", "evaluate"]
+    ran = ran_stages(result.stdout)  # upstream of training was restored from the run cache
+    assert {"train_lstm", "train_bert", "train_tfidf", "blend", "evaluate"} <= set(ran)
+    assert ran[-1] == "evaluate"
     admin = logged_in_client(team, monkeypatch)
     experiment = admin.get_experiment_by_name("fake-news")
     runs = admin.search_runs([experiment.experiment_id])
     champion = admin.get_model_version_by_alias(MODEL, "champion")
     stages = sorted(r.data.tags["dvc.stage"] for r in runs)
-    assert stages == ["evaluate"] * 5 + ["train_bert", "train_lstm"]  # one evaluation run a model
+    # one training run a trained model, one evaluation run a model or reference
+    assert stages == ["blend"] + ["evaluate"] * 6 + ["train_bert", "train_lstm", "train_tfidf"]
     assert {r.info.status for r in runs} == {"FINISHED"}
     secrets = load_secrets(team.paths)
     tags = " ".join(value for r in runs for value in r.data.tags.values())
@@ -459,7 +463,8 @@ def test_two_queued_experiments_run_at_once_and_lose_nothing(team, team_repo, mo
         for name in names
     }
     for name, runs in by_exp.items():
-        assert len(runs) == 5 and {r.info.status for r in runs} == {"FINISHED"}, name
-    assert len(client.search_runs([experiment_id])) == before + 10
+        # evaluate reran alone: one run per trained model and reference
+        assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}, name
+    assert len(client.search_runs([experiment_id])) == before + 12
     # experiments stay experiments: nothing registered (evaluate.register_experiments is false)
     assert len(client.search_model_versions(f"name='{MODEL}'")) == versions

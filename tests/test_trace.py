@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fakenews.errors import PipelineError
 from fakenews.tracking.lineage import path_hash
+from fakenews.tracking.provenance import RunTrace, describe
 from tests.support.commands import commit_all, run, subprocess_env
 from tools import trace as trace_cli
 
@@ -232,7 +234,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 def test_core_without_a_server():
     """restore_commands and describe from tags alone."""
-    plain = trace_cli.RunTrace(
+    plain = RunTrace(
         "r1",
         "train_lstm",
         "FINISHED",
@@ -244,26 +246,26 @@ def test_core_without_a_server():
         {"train_lstm.seed": "42"},
     )
     assert trace_cli.restore_commands(plain) == [["git", "checkout", COMMIT], ["dvc", "checkout"]]
-    text = trace_cli.describe(plain)
+    text = describe(plain)
     assert "  data/split  d41d8.dir" in text and "  train_lstm.seed = 42" in text
-    experiment = trace_cli.RunTrace(
+    experiment = RunTrace(
         "r2", "train_lstm", "FINISHED", COMMIT, "true", "python -m x", "exp-1a2b", {}, {}
     )
     assert not experiment.code_may_differ  # the experiment holds its own code and params
     assert trace_cli.restore_commands(experiment)[1] == ["dvc", "exp", "apply", "exp-1a2b"]
-    unknown = trace_cli.RunTrace("r3", "x", "FINISHED", None, "unknown", "?", None, {}, {})
-    with pytest.raises(trace_cli.PipelineError, match="not logged from a git checkout"):
+    unknown = RunTrace("r3", "x", "FINISHED", None, "unknown", "?", None, {}, {})
+    with pytest.raises(PipelineError, match="not logged from a git checkout"):
         trace_cli.restore_commands(unknown)
 
 
 @pytest.mark.parametrize("commit", ["abc", "--orphan=x", "HEAD~1", COMMIT.upper(), COMMIT + "0"])
 def test_only_a_full_hexadecimal_commit_reaches_git(commit):
-    tagged = trace_cli.RunTrace("r4", "x", "FINISHED", commit, "false", "?", None, {}, {})
-    with pytest.raises(trace_cli.PipelineError, match="not a full 40-digit hexadecimal commit"):
+    tagged = RunTrace("r4", "x", "FINISHED", commit, "false", "?", None, {}, {})
+    with pytest.raises(PipelineError, match="not a full 40-digit hexadecimal commit"):
         trace_cli.restore_commands(tagged)
 
 
 def test_only_a_plain_experiment_name_reaches_dvc():
-    tagged = trace_cli.RunTrace("r5", "x", "FINISHED", COMMIT, "true", "?", "--force", {}, {})
-    with pytest.raises(trace_cli.PipelineError, match="not a DVC experiment name"):
+    tagged = RunTrace("r5", "x", "FINISHED", COMMIT, "true", "?", "--force", {}, {})
+    with pytest.raises(PipelineError, match="not a DVC experiment name"):
         trace_cli.restore_commands(tagged)

@@ -125,6 +125,27 @@ def results_by_source() -> list[str]:
     return rows
 
 
+def paired() -> list[str]:
+    """Each trained model's paired difference against the one evaluate compares them with."""
+    evaluation = read_metrics("evaluate.json")
+    rows = [
+        "| model | against | accuracy difference (95 % CI) | ROC-AUC difference (95 % CI) |",
+        "|---|---|---|---|",
+    ]
+    for name in (m for m in MODEL_NAMES if m in evaluation):
+        for key, d in evaluation[name].items():
+            if key.startswith("paired_vs_"):
+                against = key.removeprefix("paired_vs_")
+                rows.append(
+                    f"| {MODEL_NAMES.get(name, name)} | {against} | "
+                    f"{d['accuracy_difference']:+.3f} ({d['accuracy_difference_ci_low']:+.3f} to "
+                    f"{d['accuracy_difference_ci_high']:+.3f}) | {d['roc_auc_difference']:+.4f} "
+                    f"({d['roc_auc_difference_ci_low']:+.4f} to "
+                    f"{d['roc_auc_difference_ci_high']:+.4f}) |"
+                )
+    return rows
+
+
 def promotion() -> list[str]:
     report = read_metrics("promotion.json")
     versions = ", ".join(
@@ -218,6 +239,7 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "results-full": results_full,
     "results-by-source": results_by_source,
     "promotion": promotion,
+    "paired": paired,
     "team-load": team_load,
     "params-reference": params_reference,
 }

@@ -37,7 +37,7 @@ from typing import get_args
 
 from fakenews.cli import Parser
 from fakenews.data.params import DEFAULT_PARAMS, load_params
-from fakenews.data.sections import Engine, ScoreParams
+from fakenews.data.tool_sections import Engine, ScoreParams
 from fakenews.errors import cli_errors
 from fakenews.scoring.models import (
     default_model_uri,

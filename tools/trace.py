@@ -16,85 +16,14 @@ the commit. Afterwards every recorded input is hashed again and compared with th
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from fakenews.cli import Parser
 from fakenews.errors import PipelineError, cli_errors
-from fakenews.tracking import tags as tag
-
-
-@dataclass(frozen=True)
-class RunTrace:
-    """What a run's tags and params say about where it came from."""
-
-    run_id: str
-    stage: str
-    status: str
-    commit: str | None  # None when the run was logged outside git
-    dirty: str  # "true", "false" or "unknown", as tagged
-    command: str
-    exp_name: str | None
-    deps: dict[str, str]  # path as dvc.yaml spells it -> DVC md5 ("missing" if absent)
-    params: dict[str, str]
-
-    @property
-    def code_may_differ(self) -> bool:
-        """The commit alone may not hold the code that ran (an experiment holds its own)."""
-        return self.dirty != "false" and not self.exp_name
-
-
-def trace_from_run(run: Any) -> RunTrace:
-    """A RunTrace from an mlflow.entities.Run."""
-    tags, info = run.data.tags, run.info
-    commit = tags.get(tag.GIT_COMMIT)
-    return RunTrace(
-        run_id=info.run_id,
-        stage=tags.get(tag.DVC_STAGE, "?"),
-        status=info.status,
-        commit=None if commit in (None, "", "unknown") else commit,
-        dirty=tags.get(tag.GIT_DIRTY, "unknown"),
-        command=tags.get(tag.COMMAND, "?"),
-        exp_name=tags.get(tag.DVC_EXP_NAME),
-        deps={
-            k.removeprefix(tag.DVC_DEP_PREFIX): v
-            for k, v in sorted(tags.items())
-            if k.startswith(tag.DVC_DEP_PREFIX)
-        },
-        params=dict(sorted(run.data.params.items())),
-    )
-
-
-def describe(trace: RunTrace) -> str:
-    """The human-readable report `python -m tools.trace <run_id>` prints."""
-    lines = [
-        f"run      {trace.run_id}  (stage {trace.stage}, {trace.status})",
-        f"commit   {trace.commit or 'unknown (not logged from a git checkout)'}",
-        f"dirty    {trace.dirty}" + dirty_note(trace),
-        f"command  {trace.command}",
-    ]
-    if trace.exp_name:
-        lines.append(f"dvc exp  {trace.exp_name}")
-    lines.append("inputs (DVC md5)" if trace.deps else "inputs   none recorded")
-    lines += [f"  {path}  {md5}" for path, md5 in trace.deps.items()]
-    lines.append("params" if trace.params else "params   none")
-    lines += [f"  {key} = {value}" for key, value in trace.params.items()]
-    return "\n".join(lines)
-
-
-def dirty_note(trace: RunTrace) -> str:
-    if trace.code_may_differ:
-        return "  (uncommitted changes when it ran: the code may differ from the commit)"
-    if trace.exp_name and trace.dirty != "false":
-        return "  (as under every `dvc exp run`: the experiment holds those changes)"
-    return ""
-
+from fakenews.tracking.provenance import RunTrace, describe, fetch_trace, run_id_of
 
 FULL_COMMIT = re.compile(r"[0-9a-f]{40}")
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -157,38 +86,6 @@ def differing_inputs(trace: RunTrace) -> list[str]:
         return path_hash(target) if target.exists() else "missing"
 
     return [path for path, md5 in trace.deps.items() if current(path) != md5]
-
-
-# ---- talking to the server and the repository ---------------------------------------------
-
-
-def fetch_trace(run_id: str) -> RunTrace:
-    """The run's trace from the tracking server that the stages log to."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    from fakenews.tracking.connection import connect
-
-    uri = connect()
-    try:
-        return trace_from_run(MlflowClient(uri).get_run(run_id))
-    except MlflowException as err:
-        raise PipelineError(
-            f"no run {run_id!r} on the tracking server {uri}: {err.message}"
-        ) from None
-
-
-def run_id_of(run: str) -> str:
-    """A run id as given, or the one a training output folder's mlflow_run.json names."""
-    record = Path(run) / "mlflow_run.json"
-    if not record.is_file():
-        return run
-    try:
-        return str(json.loads(record.read_text(encoding="utf-8"))["run_id"])
-    except (ValueError, KeyError) as err:
-        raise PipelineError(
-            f"{record}: no run_id in it ({err}); rerun the training stage"
-        ) from None
 
 
 def execute(command: list[str]) -> bool:
@@ -259,8 +156,9 @@ def build_parser() -> Parser:
     parser.add_argument(
         "run_id",
         metavar="RUN",
-        help="the MLflow run id (Run ID in the UI), or a "
-        "training output folder such as models/lstm (its mlflow_run.json)",
+        help="the MLflow run id (Run ID in the UI), a training output folder such as "
+        "models/lstm (its mlflow_run.json), or a registered version, models:/<name>/<version> "
+        "or models:/<name>@<alias>; an ensemble's members are traced too",
     )
     parser.add_argument(
         "--checkout",
@@ -286,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
         raise PipelineError("--dry-run and --allow-dirty-run only apply with --checkout")
     trace = fetch_trace(run_id_of(args.run_id))
     print(describe(trace), flush=True)
+    for member, run_id in trace.members.items():
+        print(f"\nmember {member}:\n" + describe(fetch_trace(run_id)), flush=True)
     if args.checkout:
         restore(trace, args.dry_run, args.allow_dirty_run)
 

@@ -16,7 +16,7 @@ import sys
 
 from fakenews.cli import Parser
 from fakenews.data.params import DEFAULT_PARAMS, PROJECT_ROOT
-from fakenews.data.sections import TrackingParams
+from fakenews.data.tool_sections import TrackingParams
 from fakenews.errors import cli_errors
 from fakenews.tracking.server import (
     ServerHandle,

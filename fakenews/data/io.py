@@ -1,4 +1,5 @@
 """Atomic writes: every output appears whole or not at all."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,8 +7,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 

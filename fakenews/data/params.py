@@ -1,5 +1,6 @@
 """Reading params files: the typed, validated sections (fakenews.data.sections), and paths
 from them resolved against the project root."""
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,9 @@ def read_params(path: Path | str = DEFAULT_PARAMS) -> dict[str, Any]:
     if params is None:
         return {}
     if not isinstance(params, dict):
-        raise ParamsError(f"{path}: expected a mapping of sections at the top level, "
-                          f"got {type(params).__name__}")
+        raise ParamsError(
+            f"{path}: expected a mapping of sections at the top level, got {type(params).__name__}"
+        )
     return params
 
 
@@ -65,14 +67,17 @@ def describe_errors(err: ValidationError, source: Path | str) -> str:
         key = _dotted(error["loc"])
         message = re.sub(r" or instance of \w+", "", error["msg"].removeprefix("Value error, "))
         if error["type"] == "extra_forbidden":
-            lines.append(f"{source}: {key}: unknown key (a typo, or a setting this version "
-                         "does not have)")
+            lines.append(
+                f"{source}: {key}: unknown key (a typo, or a setting this version does not have)"
+            )
         elif error["type"] == "value_error":  # a rule across keys, whose message names them
             named = not key or message.startswith(key)
             lines.append(f"{source}: {message if named else f'{key}: {message}'}")
         else:
-            lines.append(f"{source}: {key}: {message[:1].lower()}{message[1:]}, "
-                         f"got {_shown(error.get('input'))}")
+            lines.append(
+                f"{source}: {key}: {message[:1].lower()}{message[1:]}, "
+                f"got {_shown(error.get('input'))}"
+            )
     return "\n".join(lines)
 
 

@@ -1,8 +1,9 @@
 """Column checks shared by every stage that reads a table, and the model's input rule."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 

@@ -5,34 +5,15 @@ defaults. Unknown keys are refused (a typo is an error, not a silently ignored k
 values are taken as YAML typed them: `seed: seven`, `test_size: abc` or a list where a
 number belongs fail with one line naming the key (fakenews.data.params formats it).
 """
+
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-def _as_strings(value: Any) -> list[str]:
-    """YAML reads `title_columns: title` as a scalar and `fake: [1]` as a number; a list of
-    strings is meant. A boolean is refused: YAML reads an unquoted `true` or `false` so."""
-    items = [] if value is None else value if isinstance(value, (list, tuple)) else [value]
-    if any(isinstance(item, bool) for item in items):
-        raise ValueError("YAML read an unquoted true/false/yes/no as a boolean; quote it, "
-                         'e.g. "false"')
-    if not all(isinstance(item, (str, int, float)) for item in items):
-        raise ValueError(f"expected strings, got {items!r}")
-    return [str(item) for item in items]
-
-
-StrList = Annotated[list[str], BeforeValidator(_as_strings)]
-Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
-Positive = Annotated[int, Field(ge=1)]
-NgramRange = Annotated[list[Positive], Field(min_length=2, max_length=2)]
-
-
-class Section(BaseModel):
-    """A params section: strict types, no unknown keys, immutable once read."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+from fakenews.data.fields import NgramRange, Positive, Probability, Section, StrList
+from fakenews.data.tool_sections import ScoreParams, TrackingParams
 
 
 class PathsParams(Section):
@@ -56,8 +37,9 @@ class LabelValues(Section):
     def _disjoint(self) -> LabelValues:
         both = sorted(set(self.fake) & set(self.real))
         if both:
-            raise ValueError(f"ingest.csv.labels: a raw label cannot mean both fake and real: "
-                             f"{both}")
+            raise ValueError(
+                f"ingest.csv.labels: a raw label cannot mean both fake and real: {both}"
+            )
         return self
 
 
@@ -138,8 +120,10 @@ class SplitParams(Section):
     @model_validator(mode="after")
     def _sizes_leave_training_rows(self) -> SplitParams:
         if self.test_size + self.val_size >= 1:
-            raise ValueError(f"split.test_size ({self.test_size}) and split.val_size "
-                             f"({self.val_size}) must sum to less than 1")
+            raise ValueError(
+                f"split.test_size ({self.test_size}) and split.val_size "
+                f"({self.val_size}) must sum to less than 1"
+            )
         return self
 
 
@@ -195,23 +179,24 @@ class TrainBertParams(TrainingParams):
     scoring_batch_size: Positive = 512
 
 
-class ReferenceParams(Section):
-    """A TF-IDF + logistic regression reference (fakenews.baselines)."""
+class TfidfParams(Section):
+    """TF-IDF + logistic regression (fakenews.models.tfidf): the trained family, and any
+    further reference evaluate fits."""
 
     text: Literal["title", "tokens"] = "title"
     word_ngram_range: NgramRange = [1, 2]
-    char_ngram_range: NgramRange | None = None
-    char_min_df: Positive = 1
-    logreg_c: list[Annotated[float, Field(gt=0.0)]] = Field(default_factory=lambda: [1.0],
-                                                             min_length=1)
+    char_ngram_range: NgramRange | None = [2, 5]
+    char_min_df: Positive = 2
+    logreg_c: list[Annotated[float, Field(gt=0.0)]] = Field(
+        default_factory=lambda: [0.3, 1.0, 3.0, 10.0, 30.0], min_length=1
+    )
 
     @model_validator(mode="after")
-    def _ranges_ascend(self) -> ReferenceParams:
+    def _ranges_ascend(self) -> TfidfParams:
         for name in ("word_ngram_range", "char_ngram_range"):
             low_high = getattr(self, name)
             if low_high and low_high[0] > low_high[1]:
-                raise ValueError(f"{name} must be [low, high] with low <= high, "
-                                 f"not {low_high}")
+                raise ValueError(f"{name} must be [low, high] with low <= high, not {low_high}")
         return self
 
 
@@ -219,57 +204,60 @@ class ReferenceParams(Section):
 _MODEL_NAME = r"^[A-Za-z0-9][\w.\- ]{0,99}$"
 
 
-def _default_references() -> dict[str, ReferenceParams]:
-    return {"tfidf_logreg": ReferenceParams(char_ngram_range=[2, 5], char_min_df=2,
-                                            logreg_c=[0.3, 1, 3, 10, 30])}
+class TrainTfidfParams(TfidfParams):
+    """The trained TF-IDF family reads the raw headline, as it serves it: a change to the
+    cleaning then retrains the LSTM alone."""
+
+    text: Literal["title"] = "title"
+
+
+Family = Literal["lstm", "bert", "tfidf"]
+
+
+class BlendParams(Section):
+    """The ensemble of the trained families (fakenews.models.blend), fitted on validation."""
+
+    members: list[Family] = Field(default_factory=lambda: ["bert", "lstm", "tfidf"], min_length=2)
+    method: Literal["weighted_average", "logistic_stacking"] = "weighted_average"
+    # weighted_average: the weights, searched on a grid of this step over the simplex for
+    # the best validation `objective`, unless given
+    weight_step: float = Field(0.05, gt=0.0, le=0.5)
+    weights: dict[Family, Annotated[float, Field(ge=0.0)]] | None = None
+    objective: Literal["roc_auc", "log_loss"] = "roc_auc"
+    # logistic_stacking: L2-regularised logistic regression on the members' log-odds,
+    # cross-fitted on validation in this many folds to choose the threshold
+    stacking_c: float = Field(1.0, gt=0.0)
+    stacking_folds: int = Field(5, ge=2)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _weights_name_the_members(self) -> BlendParams:
+        if len(set(self.members)) != len(self.members):
+            raise ValueError(f"blend.members names a family twice: {self.members}")
+        if self.weights is not None:
+            if set(self.weights) != set(self.members):
+                raise ValueError(
+                    f"blend.weights must give a weight to each of blend.members "
+                    f"{self.members}, not {sorted(self.weights)}"
+                )
+            if sum(self.weights.values()) <= 0:
+                raise ValueError("blend.weights must not all be zero")
+        return self
 
 
 class EvaluateParams(Section):
     seed: int = 42
     bootstrap_resamples: int = Field(1000, ge=10)  # fewer cannot bound a 95 % interval
-    references: dict[str, ReferenceParams] = Field(default_factory=_default_references)
+    # References fitted here beside the trained families, e.g. an older TF-IDF variant.
+    references: dict[str, TfidfParams] = {}
+    # Each trained model's paired bootstrap difference against this one, on the same rows.
+    paired_against: Family = "bert"
     registered_model: str = Field("fake-news-classifier", pattern=_MODEL_NAME)
-    promotion_metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc",
-                              "pr_auc"] = "roc_auc"
+    promotion_metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"] = (
+        "roc_auc"
+    )
     min_margin: float = Field(0.0, ge=0.0)
     register_experiments: bool = False
-
-
-class SparkParams(Section):
-    master: str = "local[*]"
-    tf_threads_per_worker: Positive = 1
-    conf: dict[str, str | int | float | bool] = Field(default_factory=lambda: {
-        "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
-        "spark.ui.enabled": False, "spark.driver.memory": "2g"})
-
-
-Engine = Literal["in-process", "spark"]
-
-
-class ScoreParams(Section):
-    engine: Engine = "in-process"
-    chunk_rows: Positive = 10000
-    batch_size: Positive = 256
-    spark: SparkParams = SparkParams()
-
-
-_SWEEP_NAME = r"^[\w.:/ -]{1,200}$"
-
-
-class TrackingParams(Section):
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(5000, ge=1, le=65535)
-    backend_store: str = "mlflow/mlflow.db"
-    artifact_root: str = "mlflow/artifacts"
-    experiment: str = Field("fake-news", min_length=1)
-    sweep: Annotated[str, Field(pattern=_SWEEP_NAME)] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_sweep_is_none(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("sweep") == "":
-            return {**data, "sweep": None}
-        return data
 
 
 class Params(Section):
@@ -283,6 +271,8 @@ class Params(Section):
     split: SplitParams = SplitParams()
     train_lstm: TrainLstmParams = TrainLstmParams()
     train_bert: TrainBertParams = TrainBertParams()
+    train_tfidf: TrainTfidfParams = TrainTfidfParams()
+    blend: BlendParams = BlendParams()
     evaluate: EvaluateParams = EvaluateParams()
     score: ScoreParams = ScoreParams()
     tracking: TrackingParams = TrackingParams()

@@ -13,6 +13,7 @@ title, which halves the cost of short headlines without changing any output.
 `precision: mixed_bfloat16` trains with bfloat16 matmuls and float32 weights
 (fakenews.precision).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,15 +37,19 @@ def build_model(params: TrainBertParams, steps_per_epoch: int):
     layers = tf.keras.layers
     try:
         preprocessor = hub.load(resolve_handle(params.preprocess_handle))
-        encoder = hub.KerasLayer(resolve_handle(params.encoder_handle), trainable=True,
-                                 name="bert_encoder")
+        encoder = hub.KerasLayer(
+            resolve_handle(params.encoder_handle), trainable=True, name="bert_encoder"
+        )
     except Exception as err:  # hub raises many types; all mean a handle is unusable
-        raise PipelineError(f"cannot load the BERT hub modules ({params.preprocess_handle}, "
-                            f"{params.encoder_handle}): {err}") from None
+        raise PipelineError(
+            f"cannot load the BERT hub modules ({params.preprocess_handle}, "
+            f"{params.encoder_handle}): {err}"
+        ) from None
     text = layers.Input(shape=(), dtype=tf.string, name="title")
     tokens = hub.KerasLayer(preprocessor.tokenize, name="tokenize")(text)
     encoder_inputs = hub.KerasLayer(
-        preprocessor.bert_pack_inputs, arguments={"seq_length": params.seq_length},
+        preprocessor.bert_pack_inputs,
+        arguments={"seq_length": params.seq_length},
         name="pack_inputs",
     )([tokens])
     encoder_inputs = layers.Lambda(trim_to_longest, name="trim_to_longest")(encoder_inputs)
@@ -79,32 +84,43 @@ def trim_to_longest(encoder_inputs: dict[str, Any]) -> dict[str, Any]:
     return {name: tensor[:, :longest] for name, tensor in encoder_inputs.items()}
 
 
-def train(train: pd.DataFrame, val: pd.DataFrame, params: TrainBertParams,
-          callbacks: list = ()) -> tuple[Any, dict[str, list[float]]]:
+def train(
+    train: pd.DataFrame, val: pd.DataFrame, params: TrainBertParams, callbacks: list = ()
+) -> tuple[Any, dict[str, list[float]]]:
     """A fine-tuned model and its per-epoch history."""
     from fakenews.precision import TRAINING_PRECISIONS, bfloat16_compute, check_precision
     from fakenews.training import early_stopping, set_seeds
 
-    precision = check_precision(params.precision, "params.yaml: train_bert.precision",
-                                TRAINING_PRECISIONS)
+    precision = check_precision(
+        params.precision, "params.yaml: train_bert.precision", TRAINING_PRECISIONS
+    )
     seed, batch_size, group = params.seed, params.batch_size, params.length_group_batches
     set_seeds(seed)
     model = build_model(params, steps_per_epoch=-(-len(train) // batch_size))
     preprocessor = model.bert_preprocessor
-    train_batches = length_grouped_batches(preprocessor, train, batch_size, group, seed, shuffle=True)
+    train_batches = length_grouped_batches(
+        preprocessor, train, batch_size, group, seed, shuffle=True
+    )
     # One group spanning the whole split: validation batches simply run shortest first.
-    val_batches = length_grouped_batches(preprocessor, val, batch_size, len(val), seed, shuffle=False)
+    val_batches = length_grouped_batches(
+        preprocessor, val, batch_size, len(val), seed, shuffle=False
+    )
     # mixed_bfloat16: bfloat16 matmuls, float32 weights and updates (fakenews.precision)
     with bfloat16_compute(precision == "mixed_bfloat16"):
         history = model.fit(
-            train_batches, validation_data=val_batches, epochs=params.epochs,
-            callbacks=[early_stopping(params), *callbacks], verbose=0, shuffle=False,
+            train_batches,
+            validation_data=val_batches,
+            epochs=params.epochs,
+            callbacks=[early_stopping(params), *callbacks],
+            verbose=0,
+            shuffle=False,
         )
     return model, history.history
 
 
-def length_grouped_batches(preprocessor, frame: pd.DataFrame, batch_size: int,
-                           group_batches: int, seed: int, shuffle: bool):
+def length_grouped_batches(
+    preprocessor, frame: pd.DataFrame, batch_size: int, group_batches: int, seed: int, shuffle: bool
+):
     """(titles, labels) batches of similar length, as a Keras Sequence.
 
     Each epoch shuffles the titles, sorts each run of `group_batches` batches by word-piece
@@ -128,8 +144,10 @@ def length_grouped_batches(preprocessor, frame: pd.DataFrame, batch_size: int,
 
         def on_epoch_end(self):
             order = rng.permutation(len(titles)) if shuffle else np.arange(len(titles))
-            sorted_groups = [chunk[np.argsort(lengths[chunk], kind="stable")]
-                             for chunk in np.split(order, range(group, len(order), group))]
+            sorted_groups = [
+                chunk[np.argsort(lengths[chunk], kind="stable")]
+                for chunk in np.split(order, range(group, len(order), group))
+            ]
             rows = np.concatenate(sorted_groups)
             self.batches = np.split(rows, range(batch_size, len(rows), batch_size))
             if shuffle:

@@ -1,4 +1,5 @@
 """The serving SavedModel of a trained Keras model: one signature, input → fake-probability."""
+
 from __future__ import annotations
 
 from pathlib import Path

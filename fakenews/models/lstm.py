@@ -8,6 +8,7 @@ them a Bidirectional LSTM and max-pooling its outputs over time instead of its l
 The vocabulary (words seen `min_count` times) is fitted on the training split only, each
 word starting from its pretrained vector.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ class LstmInputs:
     ids: dict[str, np.ndarray]  # split name → [rows, max_length] padded word ids
 
 
-def tokens_for(parts: dict[str, pd.DataFrame], cleaning: CleanParams, clean_stage: CleanParams
-               ) -> dict[str, pd.DataFrame]:
+def tokens_for(
+    parts: dict[str, pd.DataFrame], cleaning: CleanParams, clean_stage: CleanParams
+) -> dict[str, pd.DataFrame]:
     """Each split with the tokens the LSTM reads: the clean stage's when `cleaning` is its
     setting, else its titles cleaned again with `cleaning` (as the logged model cleans the
     headlines it serves)."""
@@ -36,16 +38,21 @@ def tokens_for(parts: dict[str, pd.DataFrame], cleaning: CleanParams, clean_stag
         return parts
     from fakenews.text import clean_titles
 
-    return {name: part.assign(tokens=clean_titles(part["title"].tolist(), cleaning))
-            for name, part in parts.items()}
+    return {
+        name: part.assign(tokens=clean_titles(part["title"].tolist(), cleaning))
+        for name, part in parts.items()
+    }
 
 
-def encode_inputs(parts: dict[str, pd.DataFrame], words: list[str], vectors: np.ndarray,
-                  params: TrainLstmParams) -> LstmInputs:
+def encode_inputs(
+    parts: dict[str, pd.DataFrame], words: list[str], vectors: np.ndarray, params: TrainLstmParams
+) -> LstmInputs:
     """The vocabulary fitted on train, its pretrained matrix, and every split's ids."""
     vocab = corpus_vocabulary(parts["train"]["tokens"], params.min_count)
-    ids = {name: encode_all(part["tokens"], vocab, params.max_length, params.padding)
-           for name, part in parts.items()}
+    ids = {
+        name: encode_all(part["tokens"], vocab, params.max_length, params.padding)
+        for name, part in parts.items()
+    }
     return LstmInputs(vocab, pretrained_matrix(vocab, words, vectors), ids)
 
 
@@ -58,7 +65,8 @@ def build_model(embeddings: np.ndarray, max_length: int, params: TrainLstmParams
     layers = tf.keras.layers
     inputs = layers.Input(shape=(max_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(
-        embeddings.shape[0], embeddings.shape[1],
+        embeddings.shape[0],
+        embeddings.shape[1],
         embeddings_initializer=tf.keras.initializers.Constant(embeddings),
         trainable=params.trainable_embeddings,
         mask_zero=params.mask_padding,  # the LSTM skips padding id 0
@@ -81,8 +89,9 @@ def build_model(embeddings: np.ndarray, max_length: int, params: TrainLstmParams
 def recurrent_block(layers, params: TrainLstmParams):
     """LSTM(lstm_units), optionally Bidirectional; `pooling: last` keeps its final state,
     `max` takes the maximum of every step's output over time (the strongest word wins)."""
-    lstm = layers.LSTM(params.lstm_units, dropout=params.dropout,
-                       return_sequences=params.pooling == "max")
+    lstm = layers.LSTM(
+        params.lstm_units, dropout=params.dropout, return_sequences=params.pooling == "max"
+    )
     if params.bidirectional:
         lstm = layers.Bidirectional(lstm)
 
@@ -93,18 +102,29 @@ def recurrent_block(layers, params: TrainLstmParams):
     return block
 
 
-def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-          embeddings: np.ndarray, params: TrainLstmParams, callbacks: list = ()
-          ) -> tuple[Any, dict[str, list[float]]]:
+def train(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    embeddings: np.ndarray,
+    params: TrainLstmParams,
+    callbacks: list = (),
+) -> tuple[Any, dict[str, list[float]]]:
     """A trained model and its per-epoch history."""
     from fakenews.training import early_stopping, set_seeds
 
     set_seeds(params.seed)
     model = build_model(embeddings, x_train.shape[1], params)
     history = model.fit(
-        x_train, y_train, validation_data=(x_val, y_val),
-        epochs=params.epochs, batch_size=params.batch_size,
-        callbacks=[early_stopping(params), *callbacks], verbose=0, shuffle=True,
+        x_train,
+        y_train,
+        validation_data=(x_val, y_val),
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        callbacks=[early_stopping(params), *callbacks],
+        verbose=0,
+        shuffle=True,
     )
     return model, history.history
 

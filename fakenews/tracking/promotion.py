@@ -71,6 +71,12 @@ def register_new(
                 mlflow.register_model(candidate["model_uri"], name, tags=version_tags).version
             )
         versions[family], new[version] = version, family
+    for version, family in new.items():  # an ensemble's version names its members' versions
+        for member in candidates[family].get("members", {}):
+            if member in versions:
+                client.set_model_version_tag(
+                    name, version, f"{tag.MEMBER_PREFIX}{member}.version", versions[member]
+                )
     return versions, new
 
 

@@ -24,7 +24,7 @@ import psutil
 import requests
 
 from fakenews.data.params import DEFAULT_PARAMS, PROJECT_ROOT, load_params
-from fakenews.data.sections import TrackingParams
+from fakenews.data.tool_sections import TrackingParams
 from fakenews.errors import PipelineError
 from fakenews.processes import (
     alive,

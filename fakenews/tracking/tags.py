@@ -29,3 +29,6 @@ TRAINING_RUN = "training_run_id"
 SPLIT_HASH = "data.split_hash"
 DATA_HASH = "data.ingested_hash"
 PROMOTION_PREFIX = "promotion."  # + each field of the promotion decision
+
+# An ensemble, on its run and its registered versions: one tag per member family
+MEMBER_PREFIX = "member."  # + "<family>.run_id", "<family>.content_hash", "<family>.version"

@@ -9,6 +9,7 @@ from typing import Any
 from fakenews.baselines import Predictions
 from fakenews.data.io import read_json
 from fakenews.data.sections import EvaluateParams
+from fakenews.errors import PipelineError
 from fakenews.tracking import tags as tag
 
 STAGE = "evaluate"
@@ -21,13 +22,23 @@ def logged_model_predictions(
     (probabilities, threshold), and the run record its training stage wrote (run id, model
     URI, content hash) with the predictions as `scored`."""
     import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
 
     from fakenews.tracking.promotion import scored_by
 
     predictions, records = {}, {}
     for name in families:
         record = read_json(models_dir / name / "mlflow_run.json")
-        model = mlflow.pyfunc.load_model(record["model_uri"])
+        try:
+            model = mlflow.pyfunc.load_model(record["model_uri"])
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise PipelineError(
+                f"{models_dir / name}: its model {record['model_uri']} is not on this tracking "
+                f"server (DVC may have restored it from a run that logged to another one); "
+                f"train it again here: dvc repro -f -s <its training stage>, then dvc repro"
+            ) from None
         records[name] = {**record, "scored": scored_by(model, titles)}
         predictions[name] = (records[name]["scored"].probabilities, float(record["threshold"]))
     return predictions, records
