@@ -58,3 +58,66 @@ def test_missing_nltk_data_says_what_to_install(tmp_path):
     message = str(err.value)
     assert "nowhere" in message and "stopwords" in message and "wordnet" in message
     assert "nltk.downloader" in message
+
+
+def corpus_titles(shared_data) -> list[str]:
+    """Every raw FakeNewsNet title as the CSVs hold it (odd spacing and quoting included),
+    and the headlines whose tokens hang on NLTK's rules at a string's ends and between words."""
+    titles = []
+    for path in sorted((shared_data / "fakenewsnet").glob("*.csv")):
+        titles += pd.read_csv(path, dtype=str, keep_default_na=False)["title"].tolist()
+    return titles + [
+        'He said. " )',
+        "Wait ...",
+        "“Quoted” and ‘single’",
+        "can't won't gonna cannot",
+        "'s x",
+        "'' start",
+        '"start',
+        "end,",
+        "a -- b",
+        "x x x",
+        "x",
+        "'x' y '",
+        "ends.  ",
+        "tab\there",
+        "two\nlines",
+        "(paren) [b] {c} <d>",
+        "3,000 people: 5:30",
+        "U.S. says",
+        "'twas",
+        "d'ye gimme",
+        "",
+        " ",
+        "“»”",
+        "»",
+    ]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"lemmatize": False},
+        {
+            "lowercase": False,
+            "drop_stopwords": False,
+            "drop_punctuation": False,
+            "min_token_length": 3,
+        },
+    ],
+    ids=["reference", "no-lemmas", "raw-tokens"],
+)
+def test_the_fast_cleaner_gives_the_reference_tokens_on_the_whole_corpus(
+    params, shared_data, changes
+):
+    """HeadlineCleaner tokenizes each word once, in context, and remembers it; on every
+    title of the corpus its tokens are NLTK's on the whole string, token for token."""
+    from fakenews.text import HeadlineCleaner, clean_title
+
+    settings = changed(params, **changes)
+    titles = corpus_titles(shared_data)
+    cleaner = HeadlineCleaner(settings)
+    fast = [cleaner(t) for t in titles]
+    assert fast == [clean_title(t, settings) for t in titles]
+    assert fast == [cleaner(t) for t in titles]  # the same again, from its memory
