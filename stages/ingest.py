@@ -5,6 +5,10 @@ Two source formats:
   and the source come from each file name.
 - ``csv``: any CSV/TSV described in params (separator, header or column names, title
   column(s), label column, raw label values for fake and real).
+
+Every id in the output is unique: a split assigns ids, so an id shared by two headlines
+could put one in train and the other in test. Repeats are refused unless
+`ingest.duplicate_ids: keep_first` says to keep each id's first row (counted as dropped).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from fakenews.cli import stage_arg_parser
 from fakenews.data.io import csv_read_errors, write_json, write_parquet
 from fakenews.data.params import load_params, project_path
 from fakenews.data.schema import require_columns
-from fakenews.data.sections import CsvParams, IngestParams, LabelValues
+from fakenews.data.sections import CsvParams, DuplicateIds, IngestParams, LabelValues
 from fakenews.errors import PipelineError, cli_errors
 
 FAKE, REAL = 1, 0
@@ -37,7 +41,7 @@ def read_csv_file(
     if not path.is_file():
         raise PipelineError(f"{path}: file not found")
     with csv_read_errors(path, read_args.get("encoding", "utf-8"), encoding_fix):
-        return pd.read_csv(path, dtype=str, keep_default_na=False, **read_args)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False, **read_args)
 
 
 def read_fakenewsnet(folder: Path) -> pd.DataFrame:
@@ -121,11 +125,16 @@ def map_labels(values: pd.Series, labels: LabelValues, path: Path, column: str) 
     return stripped.map(mapping).astype("int64")
 
 
-def tidy(raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+def tidy(
+    raw: pd.DataFrame, origin: str, duplicate_ids: DuplicateIds = "refuse"
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Drop empty titles, duplicate titles and titles seen with both labels; count each.
+    Then every id must be unique (refuse_repeated_ids), or with `duplicate_ids:
+    keep_first` the later rows of an id are dropped and counted.
 
     Titles are compared after trimming and collapsing white space, so two copies that
-    differ only in spacing count as one headline.
+    differ only in spacing count as one headline. A row repeated whole is a duplicate
+    title, not a repeated id: only ids that still name two headlines count.
     """
     title = raw["title"].astype(str).str.replace(r"\s+", " ", regex=True).str.strip()
     frame = raw.assign(title=title)
@@ -136,6 +145,10 @@ def tidy(raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     frame = frame[~conflicting]
     duplicate = frame.duplicated("title", keep="first")
     frame = frame[~duplicate]
+    repeated_id = frame.duplicated("id", keep="first")
+    if repeated_id.any() and duplicate_ids == "refuse":
+        refuse_repeated_ids(frame, origin)
+    frame = frame[~repeated_id]
     report = {
         "rows_read": int(len(raw)),
         "rows_kept": int(len(frame)),
@@ -143,6 +156,7 @@ def tidy(raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, dict[str, Any]]:
             "empty_title": int(empty.sum()),
             "conflicting_label": int(conflicting.sum()),
             "duplicate_title": int(duplicate.sum()),
+            "duplicate_id": int(repeated_id.sum()),
         },
         "label_counts": {
             "fake": int((frame["label"] == FAKE).sum()),
@@ -159,6 +173,32 @@ def tidy(raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame[COLUMNS + extra].reset_index(drop=True), report
 
 
+def refuse_repeated_ids(frame: pd.DataFrame, origin: str) -> None:
+    """The PipelineError for ids used by more than one headline: the first such id with
+    both of its rows (file and line), and how many other ids repeat."""
+    repeated = frame[frame.duplicated("id", keep=False)]
+    first_id = repeated["id"].iloc[0]
+    first, second = (
+        _row_where(row) for _, row in repeated[repeated["id"] == first_id][:2].iterrows()
+    )
+    others = repeated["id"].nunique() - 1
+    raise PipelineError(
+        f"{origin}: id {first_id!r} names two different headlines, {first} and {second}"
+        + (f" ({others} more id(s) repeat)" if others else "")
+        + "; ids must be unique, or a split could put one id in train and test. Fix the "
+        "source, or set ingest.duplicate_ids: keep_first to keep each id's first row"
+    )
+
+
+def _row_where(row: pd.Series) -> str:
+    where = f"{row['file']} row {row['row']}" if "file" in row else f"row {row.name}"
+    return f"{where} ({_shortened(row['title'])!r})"
+
+
+def _shortened(title: str, chars: int = 60) -> str:
+    return title if len(title) <= chars else title[: chars - 3] + "..."
+
+
 def ingest(params: IngestParams) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The core: read the configured source and return (table, report)."""
     path = project_path(params.path)
@@ -168,7 +208,7 @@ def ingest(params: IngestParams) -> tuple[pd.DataFrame, dict[str, Any]]:
         raw = read_generic_csv(path, params.csv)
     if params.max_rows_per_label:  # the first N rows of each label: the tiny profile
         raw = raw.groupby("label", group_keys=False, sort=False).head(params.max_rows_per_label)
-    frame, report = tidy(raw, str(path))
+    frame, report = tidy(raw, str(path), params.duplicate_ids)
     report["source"] = {"format": params.format, "path": params.path}
     return frame, report
 

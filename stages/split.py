@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from fakenews.cli import stage_arg_parser
 from fakenews.data.io import write_json, write_parquet
 from fakenews.data.params import load_params, project_path
-from fakenews.data.schema import read_table
+from fakenews.data.schema import read_table, require_unique_ids
 from fakenews.data.sections import SplitParams, SplitValues
 from fakenews.data.splits import ASSIGNMENT_COLUMNS, SPLITS
 from fakenews.errors import PipelineError, cli_errors
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(parser.parse_args(argv).params)
     paths = params.paths
     frame = read_table(project_path(paths.ingested), INPUT_COLUMNS)  # and any split.column
+    require_unique_ids(frame, project_path(paths.ingested))  # an id is assigned once
     parts = split(frame, params.split)
     write_parquet(assignment(parts), project_path(paths.split))
     report = split_report(parts)

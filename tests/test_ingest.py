@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from fakenews.data.params import read_params
+from fakenews.errors import PipelineError
 from stages import ingest as ingest_stage
 from tests.support.commands import PROJECT_ROOT, write_params
 from tests.support.params import section
@@ -64,7 +65,12 @@ def test_tidy_drops_and_counts_empty_duplicate_and_conflicting_titles():
     )
     frame, report = ingest_stage.tidy(raw, "raw")
     assert frame["title"].tolist() == ["One", "Two words"]
-    assert report["dropped"] == {"empty_title": 1, "duplicate_title": 2, "conflicting_label": 2}
+    assert report["dropped"] == {
+        "empty_title": 1,
+        "duplicate_title": 2,
+        "conflicting_label": 2,
+        "duplicate_id": 0,
+    }
 
 
 def test_kaggle_news_articles_shape(tmp_path):
@@ -191,3 +197,60 @@ def test_main_writes_table_and_report(tmp_path, shared_data):
     assert len(frame) == 20 and frame["label"].sum() == 10
     assert (out / "r.json").read_text().count("rows_kept") == 1
     assert sorted(p.name for p in out.iterdir()) == ["h.parquet", "r.json"]
+
+
+# --- ids: unique from ingest on -----------------------------------------------------------
+
+
+def repeated_ids_csv(path: Path) -> Path:
+    """The issue's file: 400 headlines, the last 100 reusing the ids of the first 100."""
+    ids = [f"n{i}" for i in range(300)] + [f"n{i}" for i in range(100)]
+    pd.DataFrame(
+        {
+            "id": ids,
+            "title": [f"Distinct headline number {i}" for i in range(400)],
+            "label": ["Fake" if i % 3 else "Real" for i in range(400)],
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def test_repeated_ids_are_refused_naming_the_file_the_id_and_both_rows(tmp_path, capsys):
+    path = repeated_ids_csv(tmp_path / "news.csv")
+    err = run_main_expecting_error(tmp_path, csv_params(path, id_column="id"), capsys)
+    assert "id 'n0' names two different headlines" in err
+    assert "news.csv row 2 ('Distinct headline number 0')" in err
+    assert "news.csv row 302 ('Distinct headline number 300')" in err
+    assert "(99 more id(s) repeat)" in err and "ingest.duplicate_ids: keep_first" in err
+
+
+def test_two_source_files_sharing_an_id_are_refused_naming_both_files(tmp_path):
+    (tmp_path / "gossipcop_fake.csv").write_text("id,title\nx1,Aliens land in Ohio\n")
+    (tmp_path / "gossipcop_real.csv").write_text("id,title\nx1,Senate passes budget\n")
+    with pytest.raises(
+        PipelineError, match=r"gossipcop_fake.csv row 2 .* gossipcop_real.csv row 2"
+    ):
+        ingest(dict(DEFAULTS["ingest"], path=str(tmp_path)))
+
+
+def test_keep_first_drops_and_counts_repeats_and_no_id_reaches_two_splits(tmp_path):
+    from fakenews.data.splits import join_splits
+    from stages import split as split_stage
+
+    path = repeated_ids_csv(tmp_path / "news.csv")
+    params = dict(csv_params(path, id_column="id"), duplicate_ids="keep_first")
+    frame, report = ingest(params)
+    assert report["dropped"]["duplicate_id"] == 100 and report["rows_kept"] == 300
+    assert frame["id"].is_unique and "Distinct headline number 300" not in set(frame["title"])
+    parts = split_stage.split(frame, section("split"))
+    joined = join_splits(split_stage.assignment(parts), frame, "ingested")
+    placed = pd.concat([part.assign(split=name) for name, part in joined.items()])
+    assert len(placed) == 300 and placed["id"].is_unique
+
+
+def test_the_real_data_holds_no_repeated_id_once_conflicting_titles_go(shared_data):
+    """politifact14940 is both a fake and a real row with one title: dropped as a
+    conflicting label, so the real data passes the default refuse."""
+    frame, report = ingest(dict(DEFAULTS["ingest"], path=str(shared_data / "fakenewsnet")))
+    assert frame["id"].is_unique and report["dropped"]["duplicate_id"] == 0
+    assert "politifact14940" not in set(frame["id"])

@@ -171,3 +171,43 @@ def test_an_unmapped_split_value_or_a_missing_column_is_explained():
         split(frame_with_part.iloc[:10], dict(PARAMS, column="part", column_values=mapping))
     with pytest.raises(PipelineError, match="no column 'fold'.*ingest.csv.keep_columns"):
         split(frame(), dict(PARAMS, column="fold", column_values=mapping))
+
+
+@pytest.mark.parametrize("side", ["assignment", "table"])
+def test_a_join_by_id_is_one_to_one_or_refused(side):
+    """A repeated id on either side would merge many-to-many: the same id's rows in
+    train and test, some with the other row's label."""
+    assignment = split_stage.assignment(split(frame(), PARAMS))
+    table = frame()
+    if side == "assignment":
+        assignment = pd.concat([assignment, assignment.iloc[[0]]], ignore_index=True)
+        where = "the split assignment"
+    else:
+        table = pd.concat([table, table.iloc[[7]].assign(title="Another title")])
+        where = "cleaned.parquet"
+    repeated = (assignment if side == "assignment" else table)["id"].iloc[-1]
+    with pytest.raises(
+        PipelineError,
+        match=rf"{where}: 1 id\(s\) appear in more than one row: "
+        rf"'{repeated}' \(2 rows\)",
+    ):
+        join_splits(assignment, table, "cleaned.parquet")
+
+
+def test_the_split_stage_refuses_an_input_with_repeated_ids(tmp_path, capsys):
+    from fakenews.data.params import read_params
+    from tests.support.commands import PROJECT_ROOT, write_params
+
+    ingested = tmp_path / "headlines.parquet"
+    pd.concat([frame(), frame().iloc[:3].assign(title="Copy")]).to_parquet(ingested, index=False)
+    params = read_params(PROJECT_ROOT / "params.yaml")
+    params["paths"].update(
+        ingested=str(ingested),
+        split=str(tmp_path / "out" / "a.parquet"),
+        split_metrics=str(tmp_path / "out" / "s.json"),
+    )
+    with pytest.raises(SystemExit):
+        split_stage.main(["--params", str(write_params(tmp_path / "p.yaml", params))])
+    err = capsys.readouterr().err
+    assert "headlines.parquet: 3 id(s) appear in more than one row" in err
+    assert not (tmp_path / "out").exists()

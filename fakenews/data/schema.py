@@ -17,10 +17,32 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], source: Path | 
     """Fail with the missing and the found columns named, so the fix is obvious."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        found = ", ".join(map(str, frame.columns)) or "(none)"
+        found = ", ".join(map(shown_name, frame.columns)) or "(none)"
         raise PipelineError(
             f"{source}: missing column(s) {', '.join(missing)}; columns found: {found}"
         )
+
+
+def shown_name(name) -> str:
+    """A column name as it reads in a one-line message: quoted when it holds a line break,
+    a NUL or other characters that do not print."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
+def require_unique_ids(frame: pd.DataFrame, source: Path | str, column: str = "id") -> None:
+    """Fail, naming up to five repeated ids and their counts, unless every id is unique:
+    each join by id must be one-to-one, or rows are duplicated across splits."""
+    counts = frame[column].value_counts()
+    repeated = counts[counts > 1]
+    if repeated.empty:
+        return
+    shown = ", ".join(f"{value!r} ({n} rows)" for value, n in repeated.head(5).items())
+    more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+    raise PipelineError(
+        f"{source}: {len(repeated)} {column}(s) appear in more than one row: {shown}{more}; "
+        "ids must be unique for a join by id (rerun the pipeline: ingest refuses repeats)"
+    )
 
 
 def read_table(path: Path | str, columns: Iterable[str]) -> pd.DataFrame:

@@ -12,7 +12,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from fakenews.data.fields import NgramRange, Positive, Probability, Section, StrList
+from fakenews.data.fields import (
+    Encoding,
+    NgramRange,
+    Positive,
+    Probability,
+    Section,
+    Seed,
+    StrList,
+)
 from fakenews.data.tool_sections import ScoreParams, TrackingParams
 
 
@@ -47,7 +55,7 @@ class CsvParams(Section):
     sep: str = Field(",", min_length=1)
     header: bool = True
     names: StrList | None = None
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
     id_column: str | None = None
     title_columns: StrList = Field(default_factory=lambda: ["title"], min_length=1)
     title_joiner: str = " "
@@ -57,10 +65,16 @@ class CsvParams(Section):
     keep_columns: StrList = []
 
 
+DuplicateIds = Literal["refuse", "keep_first"]
+
+
 class IngestParams(Section):
     format: Literal["fakenewsnet", "csv"] = "fakenewsnet"
     path: str = "../shared/data/fakenewsnet"
     max_rows_per_label: Positive | None = None
+    # an id seen twice: refuse (an error naming both rows) | keep_first (later rows dropped
+    # and counted in the ingest report)
+    duplicate_ids: DuplicateIds = "refuse"
     csv: CsvParams = CsvParams()
 
 
@@ -111,7 +125,7 @@ class SplitValues(Section):
 
 
 class SplitParams(Section):
-    seed: int = 42
+    seed: Seed = 42
     test_size: float = Field(0.2, gt=0.0, lt=1.0)
     val_size: float = Field(0.1, gt=0.0, lt=1.0)
     column: str | None = None
@@ -135,7 +149,7 @@ class TrainingParams(Section):
     """What both neural families share: the seed, the optimiser, early stopping and the
     data-parallel strategy (fakenews.distribution)."""
 
-    seed: int = 42
+    seed: Seed = 42
     dropout: Probability = 0.2
     dense_units: list[Positive] = [10]
     learning_rate: float = Field(0.001, gt=0.0)
@@ -228,7 +242,7 @@ class BlendParams(Section):
     # cross-fitted on validation in this many folds to choose the threshold
     stacking_c: float = Field(1.0, gt=0.0)
     stacking_folds: int = Field(5, ge=2)
-    seed: int = 42
+    seed: Seed = 42
 
     @model_validator(mode="after")
     def _weights_name_the_members(self) -> BlendParams:
@@ -246,7 +260,7 @@ class BlendParams(Section):
 
 
 class EvaluateParams(Section):
-    seed: int = 42
+    seed: Seed = 42
     bootstrap_resamples: int = Field(1000, ge=10)  # fewer cannot bound a 95 % interval
     # References fitted here beside the trained families, e.g. an older TF-IDF variant.
     references: dict[str, TfidfParams] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fakenews.data.schema import read_table
+from fakenews.data.schema import read_table, require_unique_ids
 from fakenews.errors import PipelineError
 
 SPLITS = ("train", "val", "test")
@@ -30,12 +30,21 @@ def read_assignment(path: Path | str) -> pd.DataFrame:
 
 
 def join_splits(
-    assignment: pd.DataFrame, table: pd.DataFrame, source: Path | str
+    assignment: pd.DataFrame,
+    table: pd.DataFrame,
+    source: Path | str,
+    assignment_source: Path | str = "the split assignment",
 ) -> dict[str, pd.DataFrame]:
     """{"train": ..., "val": ..., "test": ...}: `table`'s rows for each split's ids, in the
-    assignment's order, with the assignment's label. Every assigned id must be in `table`."""
+    assignment's order, with the assignment's label. Every assigned id must be in `table`,
+    and the join is one-to-one: an id repeated on either side is refused, since a
+    many-to-many merge would put one id's rows in several splits."""
+    require_unique_ids(assignment, assignment_source)
+    require_unique_ids(table, source)
     columns = [c for c in table.columns if c not in ("label", "split")]
-    joined = assignment.merge(table[columns], on="id", how="left", indicator=True)
+    joined = assignment.merge(
+        table[columns], on="id", how="left", indicator=True, validate="one_to_one"
+    )
     missing = joined.loc[joined["_merge"] == "left_only", "id"]
     if len(missing):
         shown = ", ".join(map(str, missing[:5])) + (
@@ -57,4 +66,4 @@ def load_splits(
 ) -> dict[str, pd.DataFrame]:
     """Read the assignment and a stage output with `columns` (id among them), and join them."""
     table = read_table(table_path, columns)
-    return join_splits(read_assignment(assignment_path), table, table_path)
+    return join_splits(read_assignment(assignment_path), table, table_path, assignment_path)
