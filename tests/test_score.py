@@ -80,27 +80,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
     return errors[0]
 
 
-# ---- fixtures: the tiny LSTM as a logged model, a local copy, a registry champion ---------
-
-
-@pytest.fixture(scope="module")
-def lstm_model_uri(tiny_trained) -> str:
-    """The URI train_lstm logged, from the mlflow_run.json that publish_model writes."""
-    models_dir = Path(read_params(tiny_trained)["paths"]["models_dir"])
-    return json.loads((models_dir / "lstm" / "mlflow_run.json").read_text())["model_uri"]
-
-
-@pytest.fixture(scope="module")
-def local_model(lstm_model_uri, tracking_server, tmp_path_factory) -> Path:
-    """The logged LSTM downloaded to a plain folder, loadable with no server."""
-    import mlflow
-
-    target = tmp_path_factory.mktemp("local_model")
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            lstm_model_uri, dst_path=str(target), tracking_uri=tracking_server
-        )
-    )
+# ---- fixtures: the tiny LSTM as a registry champion (conftest: lstm_model_uri, local_model) --
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +129,30 @@ def test_missing_file_and_missing_column_fail_in_one_line_and_write_nothing(tmp_
     )
     assert bad_threshold.returncode == 2 and "between 0 and 1" in bad_threshold.stderr
     assert not output.parent.exists()  # not even a temp file next to the output
+
+
+def test_an_output_inside_the_input_or_not_written_by_score_fails_before_any_model(
+    tmp_path, capsys
+):
+    """In-process: both refusals come before the model is even looked up."""
+    from tools import score
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    odd_frame().to_csv(parts / "part-0.csv", index=False)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "q3.pdf").write_text("the user's")
+    for output, says in (
+        (parts / "scored.csv", "is inside the input"),
+        (reports, "a folder that tools.score did not write"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            score.main(["--input", str(parts), "--output", str(output), "--model", "nowhere"])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and says in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in parts.iterdir()) == ["part-0.csv"]
+    assert [p.name for p in reports.iterdir()] == ["q3.pdf"]
 
 
 def test_unreachable_tracking_server_names_the_model_and_how_to_start_it(tmp_path):
@@ -231,7 +235,10 @@ def test_cli_scores_odd_titles_with_a_local_model_and_no_server(local_model, tmp
         "threshold"
     ]
     assert_labels_follow_threshold(scored, model_threshold)  # the model's own label
-    assert sorted(p.name for p in output.parent.iterdir()) == ["scored.csv"]  # no temp left over
+    assert sorted(p.name for p in output.parent.iterdir()) == [  # no temp left over
+        ".scored.csv.fakenews-score.json",  # the marker: a rerun may replace it
+        "scored.csv",
+    ]
 
 
 @pytest.mark.slow
@@ -266,6 +273,41 @@ def test_default_model_is_the_registry_champion(champion, tiny_trained, tracking
     scored = read_scored(output, sep="\t")
     assert len(scored) == len(frame) and scored["headline"].tolist() == frame["headline"].tolist()
     assert set(scored["predicted_label"]) == {"fake"}  # every probability is >= 0
+
+
+@pytest.mark.slow
+def test_the_summary_names_the_version_that_scored_when_a_promotion_lands_mid_run(
+    champion, lstm_model_uri, tracking_uri, tmp_path, monkeypatch, capsys
+):
+    """The alias is resolved once: a promotion that moves champion while the model loads
+    changes neither the model that scores nor the version the summary names."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from tools import score
+
+    name, version = champion
+    client = MlflowClient(tracking_uri)
+    other = str(mlflow.register_model(lstm_model_uri, name).version)
+    loaded, load = [], score.load_model
+
+    def load_then_promote(uri: str):
+        model = load(uri)
+        loaded.append(uri)
+        client.set_registered_model_alias(name, "champion", other)  # a promotion lands now
+        return model
+
+    monkeypatch.setattr(score, "load_model", load_then_promote)
+    source = tmp_path / "in.csv"
+    odd_frame().to_csv(source, index=False)
+    try:
+        score.main(["--input", str(source), "--output", str(tmp_path / "out.csv"),
+                    "--model", f"models:/{name}@champion"])  # fmt: skip
+    finally:
+        client.set_registered_model_alias(name, "champion", version)
+    out = capsys.readouterr().out
+    assert loaded == [f"models:/{name}/{version}"]
+    assert f"models:/{name}@champion (version {version})" in out and f"version {other}" not in out
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from fakenews.errors import PipelineError
+from fakenews.scoring.outputs import MARKER, check_apart, check_replaceable, mark_folder
 from fakenews.scoring.stream import score_table
 from fakenews.scoring.tables import check_input, input_table, table_writer
 
@@ -106,7 +107,13 @@ def test_streamed_scoring_holds_one_chunk_and_writes_every_row(tmp_path):
         assert counts.rows == 95 and counts.empty == 1
         assert counts.fake == int((scored["predicted_label"] == "fake").sum())
     assert model.largest == 8
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tsv", "out.parquet", "out.tsv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".out.parquet.fakenews-score.json",  # the marker that lets a rerun replace it
+        ".out.tsv.fakenews-score.json",
+        "in.tsv",
+        "out.parquet",
+        "out.tsv",
+    ]
 
 
 def test_a_bad_row_in_a_later_chunk_leaves_no_output(tmp_path):
@@ -129,3 +136,90 @@ def test_the_writer_refuses_a_folder_and_writes_nothing_on_failure(tmp_path):
             append(headlines(3))
             raise RuntimeError("boom")
     assert not (tmp_path / "x.parquet").exists()
+
+
+# ---- columns by name, nested folders, outputs that are not ours --------------------------
+
+
+def test_part_files_with_columns_in_another_order_are_scored_by_name(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    headlines(3).to_csv(folder / "a.csv", index=False)
+    headlines(3, 3)[["title", "id"]].to_csv(folder / "b.csv", index=False)
+    for target in (tmp_path / "scored.csv", tmp_path / "scored.parquet"):
+        score_table(input_table(folder), LengthModel(), target, chunk_rows=2)
+        scored = (
+            pd.read_parquet(target)
+            if target.suffix == ".parquet"
+            else pd.read_csv(target, dtype=str, keep_default_na=False)
+        )
+        assert list(scored.columns[:2]) == ["id", "title"]
+        assert scored["title"].tolist() == [f"headline number {i}" for i in range(6)]
+        assert scored["id"].tolist() == [f"h{i}" for i in range(6)]
+
+
+def test_part_files_with_different_columns_are_one_error_naming_both(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    headlines(2).to_csv(folder / "a.csv", index=False)
+    headlines(2).assign(source="x").drop(columns="id").to_csv(folder / "b.csv", index=False)
+    with pytest.raises(
+        PipelineError,
+        match=r"part files a\.csv and b\.csv have different columns "
+        r"\(only a\.csv has id; only b\.csv has source\)",
+    ):
+        input_table(folder)
+
+
+def test_a_nested_folder_is_refused_not_skipped(tmp_path):
+    folder = tmp_path / "parts"
+    (folder / "2024").mkdir(parents=True)
+    headlines(2).to_csv(folder / "a.csv", index=False)
+    headlines(2).to_csv(folder / "2024" / "b.csv", index=False)
+    (folder / "_temporary").mkdir()  # Spark's and Hive's own folders stay skipped
+    with pytest.raises(PipelineError, match=r"parts: holds the folder\(s\) 2024; nested"):
+        input_table(folder)
+
+
+def test_an_output_inside_its_input_or_holding_it_is_refused(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    with pytest.raises(PipelineError, match="inside the input"):
+        check_apart(folder, folder / "scored.csv")
+    with pytest.raises(PipelineError, match="inside the input"):
+        check_apart(tmp_path / "in.csv", tmp_path / "in.csv")
+    with pytest.raises(PipelineError, match="replacing the output would delete the input"):
+        check_apart(folder, tmp_path)
+    check_apart(folder, tmp_path / "scored.csv")  # a sibling is fine
+
+
+def test_only_an_unchanged_earlier_output_of_scoring_is_replaced(tmp_path):
+    """The user's own files and folders at --output are left alone, whatever the engine."""
+    source = tmp_path / "in.csv"
+    headlines(4).to_csv(source, index=False)
+    mine = tmp_path / "report.csv"
+    mine.write_text("the user's own report\n")
+    with pytest.raises(PipelineError, match="report.csv: a file that tools.score did not write"):
+        score_table(input_table(source), LengthModel(), mine)
+    assert mine.read_text() == "the user's own report\n"
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "q3.txt").write_text("keep me")
+    with pytest.raises(PipelineError, match="reports: a folder that tools.score did not write"):
+        check_replaceable(reports)
+
+    ours = tmp_path / "scored.csv"
+    score_table(input_table(source), LengthModel(), ours)
+    score_table(input_table(source), LengthModel(), ours)  # its own earlier output: replaced
+    ours.write_text("edited by hand\n")
+    with pytest.raises(PipelineError, match="changed or replaced since"):
+        score_table(input_table(source), LengthModel(), ours)
+    assert ours.read_text() == "edited by hand\n"
+
+    mark_folder(reports)  # as the Spark engine marks its output folder
+    check_replaceable(reports)
+    (reports / "notes.md").write_text("added later")
+    with pytest.raises(PipelineError, match=r"holds files that tools.score did not write \(notes"):
+        check_replaceable(reports)
+    assert (reports / MARKER).is_file() and (reports / "q3.txt").read_text() == "keep me"

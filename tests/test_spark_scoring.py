@@ -141,6 +141,47 @@ def test_spark_local2_gives_the_in_process_answers_for_the_same_ids(
     )
 
 
+def test_spark_reads_part_files_by_column_name_and_replaces_only_its_own_output(
+    spark, lstm_dir, headlines, tmp_path
+):
+    """b.csv's columns come in another order than a.csv's: Spark's CSV reader would take
+    them by position under a.csv's header. And the output folder is replaced only while it
+    holds what an earlier run wrote."""
+    from fakenews.errors import PipelineError
+    from fakenews.scoring.spark import score_with_spark
+    from fakenews.scoring.tables import input_table
+
+    rows = headlines.iloc[:12]
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    rows.iloc[:6].to_csv(folder / "a.csv", index=False)
+    rows.iloc[6:][["title", "source", "id", "label"]].to_csv(folder / "b.csv", index=False)
+    target = tmp_path / "scored.parquet"
+    score_with_spark(spark, input_table(folder), lstm_dir, target)
+    scored = read_output(target).set_index("id").loc[rows["id"]]
+    assert scored["title"].tolist() == rows["title"].tolist()
+    assert scored["source"].tolist() == rows["source"].tolist()
+
+    score_with_spark(spark, input_table(folder), lstm_dir, target)  # its own: replaced
+    (target / "notes.txt").write_text("the user's")
+    with pytest.raises(PipelineError, match="holds files that tools.score did not write"):
+        score_with_spark(spark, input_table(folder), lstm_dir, target)
+    assert (target / "notes.txt").read_text() == "the user's"
+
+
+def test_the_spark_engine_leaves_a_folder_it_did_not_write_alone(lstm_dir, tmp_path):
+    """`--output ~/reports`: refused in one line, before Spark starts; nothing deleted."""
+    source = tmp_path / "headlines.csv"
+    pd.DataFrame({"id": ["a"], "title": ["Senate passes budget"]}).to_csv(source, index=False)
+    reports = tmp_path / "reports"
+    (reports / "2024").mkdir(parents=True)
+    (reports / "2024" / "q3.pdf").write_text("a quarter's work")
+    args = ["--input", str(source), "--output", str(reports), "--model", str(lstm_dir)]
+    line = error_line(score_cli([*args, "--engine", "spark"]))
+    assert f"{reports}: a folder that tools.score did not write" in line
+    assert (reports / "2024" / "q3.pdf").read_text() == "a quarter's work"
+
+
 def test_the_ensemble_scores_on_spark_as_in_process(spark, tiny_repro, headlines, tmp_path):
     """The ensemble is one pyfunc like any model: its members load inside each worker."""
     from fakenews.scoring.models import load_model

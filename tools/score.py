@@ -18,8 +18,10 @@ and write nothing when it is bad.
 The output holds every input column, then `fake_probability` (0 to 1) and `predicted_label`
 (`fake` or `real`, at the threshold the model chose on validation, or at --threshold);
 columns of those names are replaced.
-It appears only once complete. Every cell is read as text: `123` is the headline "123", and
-an empty cell is an empty title. Titles follow the model's input rules: empty or
+It appears only once complete, and replaces only an earlier output of this tool (a
+marker is written with each): anything else at --output is left alone, with an error.
+Every cell is read as text: `123` is the headline "123", and an empty cell is an empty
+title. Titles follow the model's input rules: empty or
 whitespace-only is scored as the empty headline, longer than 1,000 characters is cut,
 any Unicode is accepted.
 
@@ -41,11 +43,13 @@ from fakenews.data.tool_sections import Engine, ScoreParams
 from fakenews.errors import cli_errors
 from fakenews.scoring.models import (
     default_model_uri,
-    describe,
     download_model,
     load_model,
     loadable_uri,
+    pin,
+    require_checkout_code,
 )
+from fakenews.scoring.outputs import check_apart, check_replaceable
 from fakenews.scoring.stream import Counts, score_table
 from fakenews.scoring.tables import InputTable, bad_titles, check_input, input_table
 
@@ -154,9 +158,10 @@ def build_parser() -> Parser:
 
 
 def summary(counts: Counts, model: str, threshold: float | None) -> str:
-    """Counts per label, and of empty titles, which a wrong --title-column would show up as."""
+    """Counts per label, and of empty titles, which a wrong --title-column would show up as;
+    `model` as models.pin named it (with the version an alias pointed at)."""
     return (
-        f"{counts.rows} titles scored with {describe(model)}: {counts.fake} fake, "
+        f"{counts.rows} titles scored with {model}: {counts.fake} fake, "
         f"{counts.rows - counts.fake} real"
         + (f" at threshold {threshold}" if threshold is not None else " at the model's threshold")
         + (
@@ -177,6 +182,7 @@ def score_on_spark(
     check_input(table, args.title_column, args.chunk_rows or settings.chunk_rows)
     with tempfile.TemporaryDirectory(prefix="score-model-") as work:
         model_dir = download_model(uri, Path(work))
+        require_checkout_code(model_dir, uri)
         spark = spark_session(
             args.master or settings.spark.master,
             settings.spark.conf,
@@ -201,11 +207,13 @@ def score_on_spark(
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = load_params(args.params).score
+    check_apart(args.input, args.output)
     table = input_table(args.input, args.sep, args.encoding)
+    check_replaceable(args.output)  # before the slow part, as the writers check again
     bad_titles(
         next(table.chunks(rows=1, limit=1)).frame, args.title_column, source=table.files[0]
     )  # fail before the slow model load
-    uri = loadable_uri(args.model or default_model_uri(args.params))
+    uri, named = pin(loadable_uri(args.model or default_model_uri(args.params)))
     engine = args.engine or settings.engine
     if engine == "spark":
         counts = score_on_spark(table, uri, args, settings)
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(
         f"score: wrote {args.output} from {args.input} ({engine}); "
-        + summary(counts, uri, args.threshold)
+        + summary(counts, named, args.threshold)
     )
 
 

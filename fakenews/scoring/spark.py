@@ -22,6 +22,7 @@ from fakenews import TENSORFLOW_ENV
 from fakenews.data.io import atomic_path
 from fakenews.data.schema import LABEL, OUTPUT
 from fakenews.logs import LOG_LEVEL_ENV, verbose
+from fakenews.scoring import outputs
 from fakenews.scoring.stream import Counts
 from fakenews.scoring.tables import InputTable, format_of, separator_for
 
@@ -88,8 +89,23 @@ def spark_session(
 
 
 def read_input(spark, table: InputTable):
-    """The input as a Spark DataFrame, read by the rules of the in-process engine."""
-    files = [str(f) for f in table.files]
+    """The input as a Spark DataFrame, read by the rules of the in-process engine: columns
+    by name. Spark's CSV reader takes every file's columns by position, under the first
+    file's header, so files whose columns come in another order are read apart and
+    joined by name, in the first file's order."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for file, columns in zip(
+        table.files, table.file_columns or [()] * len(table.files), strict=True
+    ):
+        groups.setdefault(columns, []).append(str(file))
+    frames = [_read_files(spark, table, files) for files in groups.values()]
+    frame = frames[0]
+    for other in frames[1:]:
+        frame = frame.unionByName(other)
+    return frame
+
+
+def _read_files(spark, table: InputTable, files: list[str]):
     if table.format == "parquet":
         return spark.read.parquet(*files)
     frame = (
@@ -117,9 +133,12 @@ def score_with_spark(
 ) -> Counts:
     """Score `table` with the model in `model_dir` into the folder `target`; the counts of
     the closing summary. Check the input first (tables.check_input): Spark's own errors are
-    not one line."""
+    not one line. What stands at `target` is replaced only when it is an earlier output of
+    scoring (fakenews.scoring.outputs)."""
     import mlflow.pyfunc
     from pyspark.sql import functions as F
+
+    outputs.check_replaceable(target)
 
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
     predict = mlflow.pyfunc.spark_udf(
@@ -137,7 +156,10 @@ def score_with_spark(
     scored = scored.select(*kept, probability.alias(OUTPUT), label.alias(LABEL))
     with atomic_path(target) as tmp:
         _write(scored, tmp, target, sep)
-        return _counts(spark, tmp, target, title_column, sep)
+        counts = _counts(spark, tmp, target, title_column, sep)
+        outputs.mark_folder(tmp)
+    outputs.forget_file_marker(target)
+    return counts
 
 
 def _write(scored, tmp: Path, target: Path, sep: str | None) -> None:

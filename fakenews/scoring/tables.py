@@ -2,9 +2,12 @@
 
 Input: CSV, TSV or Parquet, one file or a folder of part files (as Spark, Hive or
 `split` write them; names starting with `_` or `.`, such as _SUCCESS and .crc files, are
-skipped). CSV cells are read as text, an empty cell as the empty string. Output: CSV (TSV
-for .tsv/.tab) or Parquet (.parquet/.pq), written chunk by chunk to a temporary sibling and
-renamed into place when complete, so a failure leaves no output.
+skipped; a subfolder is refused, never skipped unread). Columns are matched by name: every
+part file must have the same set, in any order, and each chunk comes in the first file's
+order. CSV cells are read as text, an empty cell as the empty string. Output: CSV (TSV for
+.tsv/.tab) or Parquet (.parquet/.pq), written chunk by chunk to a temporary sibling and
+renamed into place when complete, so a failure leaves no output; it replaces only an
+earlier output of scoring (fakenews.scoring.outputs).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from fakenews.data.io import atomic_path, csv_read_errors
-from fakenews.data.schema import non_string_rows, require_columns
+from fakenews.data.schema import non_string_rows, require_columns, shown_name
 from fakenews.errors import PipelineError
+from fakenews.scoring import outputs
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 TAB_SUFFIXES = {".tsv", ".tab"}
@@ -51,16 +55,39 @@ class InputTable:
     format: str  # csv | parquet
     sep: str
     encoding: str
+    file_columns: tuple[tuple[str, ...], ...] = ()  # each file's, in its own order
 
     def columns(self) -> list[str]:
-        """The column names (of the first file: part files share them)."""
+        """The column names, in the first file's order (every part file has the same set)."""
+        if self.file_columns:
+            return list(self.file_columns[0])
         return list(next(self.chunks(rows=1, limit=1)).frame.columns)
 
     def chunks(self, rows: int, limit: int | None = None) -> Iterator[Chunk]:
-        """The table, `rows` rows at a time, file by file; `limit` rows per file at most."""
+        """The table, `rows` rows at a time, file by file; `limit` rows per file at most;
+        every chunk's columns in the first file's order."""
+        order = list(self.file_columns[0]) if self.file_columns else None
         for file in self.files:
             read = _parquet_chunks if self.format == "parquet" else self._csv_chunks
-            yield from read(file, rows, limit)
+            for chunk in read(file, rows, limit):
+                if order and list(chunk.frame.columns) != order:
+                    chunk = Chunk(chunk.file, chunk.first_row, chunk.frame[order])
+                yield chunk
+
+    def header(self, file: Path) -> tuple[str, ...]:
+        """One file's column names, in its order, without reading its rows."""
+        if self.format == "parquet":
+            return tuple(_parquet_schema(file).names)
+        with csv_read_errors(file, self.encoding, ENCODING_FIX):
+            head = pd.read_csv(
+                file,
+                dtype=str,
+                sep=self.sep,
+                encoding=self.encoding,
+                nrows=0,
+                index_col=False,
+            )
+        return tuple(map(str, head.columns))
 
     def _csv_chunks(self, file: Path, rows: int, limit: int | None) -> Iterator[Chunk]:
         with csv_read_errors(file, self.encoding, ENCODING_FIX):
@@ -68,6 +95,7 @@ class InputTable:
                 file,
                 dtype=str,
                 keep_default_na=False,
+                index_col=False,
                 sep=self.sep,
                 encoding=self.encoding,
                 chunksize=rows,
@@ -82,7 +110,14 @@ class InputTable:
                     yield Chunk(
                         file,
                         0,
-                        pd.read_csv(file, dtype=str, sep=self.sep, encoding=self.encoding, nrows=0),
+                        pd.read_csv(
+                            file,
+                            dtype=str,
+                            sep=self.sep,
+                            encoding=self.encoding,
+                            nrows=0,
+                            index_col=False,
+                        ),
                     )
 
 
@@ -104,24 +139,71 @@ def _parquet_chunks(file: Path, rows: int, limit: int | None) -> Iterator[Chunk]
         raise PipelineError(f"{file}: not a readable Parquet file: {err}") from None
 
 
+def _parquet_schema(file: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(file)
+    except (pa.ArrowException, OSError) as err:
+        raise PipelineError(f"{file}: not a readable Parquet file: {err}") from None
+
+
 def input_table(path: Path, sep: str | None = None, encoding: str = "utf-8") -> InputTable:
-    """The table at `path` (a file, or a folder of part files of one format)."""
+    """The table at `path` (a file, or a folder of part files of one format with one set
+    of columns)."""
     if path.is_dir():
-        files = tuple(
-            sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
-        )
-        if not files:
-            raise PipelineError(f"{path}: an empty folder; give a file or a folder of part files")
-        formats = {format_of(p) for p in files}
-        if len(formats) > 1:
-            raise PipelineError(
-                f"{path}: holds both Parquet and CSV part files; give a folder of one format"
-            )
+        files = _part_files(path)
     elif path.is_file():
         files = (path,)
     else:
         raise PipelineError(f"{path}: file not found")
-    return InputTable(path, files, format_of(files[0]), sep or separator_for(files[0]), encoding)
+    table = InputTable(path, files, format_of(files[0]), sep or separator_for(files[0]), encoding)
+    if len(files) == 1:
+        return table
+    headers = tuple(table.header(file) for file in files)
+    for file, header in zip(files[1:], headers[1:], strict=True):
+        _same_columns(files[0], headers[0], file, header)
+    return InputTable(table.path, files, table.format, table.sep, encoding, headers)
+
+
+def _part_files(folder: Path) -> tuple[Path, ...]:
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith(("_", ".")))
+    nested = [p.name for p in entries if p.is_dir()]
+    if nested:
+        raise PipelineError(
+            f"{folder}: holds the folder(s) {', '.join(nested)}; nested folders are not read, "
+            "so give a folder of part files only (or each subfolder as its own --input)"
+        )
+    files = tuple(p for p in entries if p.is_file())
+    if not files:
+        raise PipelineError(f"{folder}: an empty folder; give a file or a folder of part files")
+    if len({format_of(p) for p in files}) > 1:
+        raise PipelineError(
+            f"{folder}: holds both Parquet and CSV part files; give a folder of one format"
+        )
+    return files
+
+
+def _same_columns(first: Path, first_header: tuple, other: Path, header: tuple) -> None:
+    """Part files are matched by column name: the same set in any order, each name once."""
+    for file, names in ((first, first_header), (other, header)):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            shown = ", ".join(map(shown_name, repeated))
+            raise PipelineError(f"{file}: the column(s) {shown} appear twice")
+    if set(first_header) != set(header):
+        only_first = sorted(set(first_header) - set(header))
+        only_other = sorted(set(header) - set(first_header))
+        differ = "; ".join(
+            f"only {file.name} has {', '.join(map(shown_name, names))}"
+            for file, names in ((first, only_first), (other, only_other))
+            if names
+        )
+        raise PipelineError(
+            f"{first.parent}: part files {first.name} and {other.name} have different columns "
+            f"({differ}); every part file needs the same columns"
+        )
 
 
 def bad_titles(
@@ -155,6 +237,7 @@ def table_writer(target: Path, sep: str | None = None) -> Iterator[Callable[[pd.
     appears, complete, when the block ends without an error."""
     if target.is_dir():  # atomic_path would replace the whole folder
         raise PipelineError(f"{target}: is a folder; give --output a file name")
+    outputs.check_replaceable(target)
     with atomic_path(target) as tmp:
         if format_of(target) == "parquet":
             with _parquet_appender(tmp) as append:
@@ -173,6 +256,9 @@ def table_writer(target: Path, sep: str | None = None) -> Iterator[Callable[[pd.
                 written.append(len(frame))
 
             yield append
+        if tmp.exists():
+            outputs.mark_file(tmp, target)  # complete: ours, before it is renamed in
+    outputs.settle_file(target)
 
 
 @contextlib.contextmanager
