@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     all_params = load_params(parser.parse_args(argv).params)
     params, paths = all_params.blend, all_params.paths
     from fakenews.tracking import tags as tag
-    from fakenews.tracking.publishing import content_hash, publish_model
+    from fakenews.tracking.publishing import publish_model
     from fakenews.tracking.runs import start_run
 
     assignment, ingested = project_path(paths.split), project_path(paths.ingested)
@@ -109,7 +109,6 @@ def main(argv: list[str] | None = None) -> None:
             "ensemble",
             {f"member_{m}": r["folder"] for m, r in records.items()},
             config,
-            content_hash(config),
             models_dir / "ensemble",
             {"members": members},
         )

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_arg_parser(STAGE, "Fit the TF-IDF family and log it to MLflow.")
     all_params = load_params(parser.parse_args(argv).params)
     params, paths = all_params.train_tfidf, all_params.paths
-    from fakenews.tracking.publishing import content_hash, publish_model
+    from fakenews.tracking.publishing import publish_model
     from fakenews.tracking.runs import start_run
 
     assignment, ingested = project_path(paths.split), project_path(paths.ingested)
@@ -71,7 +71,6 @@ def main(argv: list[str] | None = None) -> None:
             "tfidf",
             artifacts,
             config,
-            content_hash(config, [pipeline]),
             project_path(paths.models_dir) / "tfidf",
         )
     write_json({"val": metrics, "logreg_c": c}, project_path(paths.metrics_dir) / f"{STAGE}.json")

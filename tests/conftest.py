@@ -7,6 +7,7 @@ tests import live in tests/support (commands, tiny, serving, sandbox)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -203,6 +204,27 @@ def tiny_trained(tiny_pipeline, shared, tracking_server) -> Path:
 
     once(shared, "tiny-trained", train)
     return tiny_pipeline
+
+
+@pytest.fixture(scope="session")
+def lstm_model_uri(tiny_trained) -> str:
+    """The URI train_lstm logged, from the mlflow_run.json that publish_model writes."""
+    models_dir = Path(read_params(tiny_trained)["paths"]["models_dir"])
+    return json.loads((models_dir / "lstm" / "mlflow_run.json").read_text())["model_uri"]
+
+
+@pytest.fixture(scope="session")
+def local_model(lstm_model_uri, tracking_server, shared) -> Path:
+    """The logged tiny LSTM downloaded to a plain folder, loadable with no server."""
+    import mlflow
+
+    def download(folder: Path) -> None:
+        path = mlflow.artifacts.download_artifacts(
+            lstm_model_uri, dst_path=str(folder / "model"), tracking_uri=tracking_server
+        )
+        (folder / "path").write_text(path)
+
+    return Path((once(shared, "local-lstm", download) / "path").read_text())
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,10 @@ def loadable_uri(model: str) -> str:
     )
 
 
+class ModelNotFound(PipelineError):
+    """The tracking server has no such model (or version, or alias)."""
+
+
 @contextlib.contextmanager
 def model_errors(uri: str) -> Iterator[None]:
     """A model that cannot be reached or loaded inside the block becomes one PipelineError
@@ -62,18 +66,68 @@ def model_errors(uri: str) -> Iterator[None]:
         yield
     except (MlflowException, OSError) as err:
         message = getattr(err, "message", None) or str(err)
-        raise PipelineError(
+        missing = getattr(err, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+        raise (ModelNotFound if missing else PipelineError)(
             f"cannot load the model {uri}: {message.rstrip('.')}{_registry_hint(uri)}"
         ) from None
 
 
 def load_model(model: str):
-    """The pyfunc model at `model`; PipelineError naming the URI when it cannot be loaded."""
+    """The pyfunc model at `model`, run with the code it was logged with: in this process
+    when that is this checkout's `fakenews`, else in a process of its own
+    (fakenews.scoring.isolated), so it answers as it does when served. PipelineError
+    naming the URI when it cannot be loaded."""
     uri = loadable_uri(model)
     import mlflow.pyfunc
 
     with model_errors(uri):
-        return mlflow.pyfunc.load_model(uri)
+        local = Path(uri) if Path(uri).is_dir() else _downloaded(uri)
+        differ = other_code(local)
+        if not differ:
+            return mlflow.pyfunc.load_model(str(local))
+    from fakenews.scoring.isolated import IsolatedModel
+
+    return IsolatedModel(local, f"its logged code differs from this checkout's: {differ}")
+
+
+def other_code(model_dir: Path) -> str | None:
+    """Which files of `fakenews` the model logged differently from this checkout, as
+    'fakenews/a.py, fakenews/b.py and 3 more'; None when they agree or it logged none."""
+    from fakenews.tracking.logged_code import PACKAGE, differing_code
+
+    if not (model_dir / "code" / PACKAGE).is_dir():
+        return None
+    files = differing_code(model_dir)
+    if not files:
+        return None
+    return ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+
+
+def require_checkout_code(model_dir: Path, uri: str) -> None:
+    """Refuse a model whose logged code differs from this checkout's where it would run
+    with this checkout's (the Spark engine's workers import the project's `fakenews`)."""
+    differ = other_code(model_dir)
+    if differ:
+        raise PipelineError(
+            f"the model {uri} was logged with other code than this checkout's ({differ}); "
+            "the Spark engine's workers would run this checkout's instead: score it with "
+            "--engine in-process (which runs it with its own code), or from a checkout of "
+            "the commit that trained it"
+        )
+
+
+def _downloaded(uri: str) -> Path:
+    """The model's files in a temporary folder that lives as long as this process: a
+    loaded model reads some of them (the LSTM's NLTK data) after loading."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import mlflow.artifacts
+
+    folder = tempfile.mkdtemp(prefix="fakenews-model-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return Path(mlflow.artifacts.download_artifacts(uri, dst_path=folder))
 
 
 def download_model(model: str, target: Path) -> Path:
@@ -98,14 +152,15 @@ def _registry_hint(uri: str) -> str:
     )
 
 
-def describe(uri: str) -> str:
-    """`uri`, with the version an alias points at, so the log says which model scored."""
+def pin(uri: str) -> tuple[str, str]:
+    """(the URI to load, what to call it): an alias is resolved once, here, so the model
+    that scores is the version the summary names even if a promotion moves the alias
+    meanwhile: models:/m@champion -> (models:/m/7, "models:/m@champion (version 7)")."""
     match = REGISTERED.match(uri)
     if not (match and match["alias"]):
-        return uri
+        return uri, uri
     from mlflow.tracking import MlflowClient
 
-    from fakenews.tracking.registry import alias_version
-
-    version = alias_version(MlflowClient(), match["name"], match["alias"])
-    return f"{uri} (version {version})" if version else uri
+    with model_errors(uri):
+        version = MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version
+    return f"models:/{match['name']}/{version}", f"{uri} (version {version})"

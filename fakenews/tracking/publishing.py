@@ -1,12 +1,10 @@
 """Publishing a trained model: log it to its MLflow run as a pyfunc named after its family,
-tag it with its content hash, and keep the logged model as the stage's DVC output."""
+tag it with its content hash (fakenews.tracking.logged_code), and keep the logged model as
+the stage's DVC output."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,6 @@ def publish_model(
     family: str,
     artifacts: dict[str, str],
     config: dict[str, Any],
-    content: str,
     model_dir: Path,
     record: dict[str, Any] | None = None,
 ) -> str:
@@ -28,17 +25,21 @@ def publish_model(
 
     The output folder is the MLflow model itself (loadable with no tracking server) plus
     mlflow_run.json with the run id, model URI, content hash and threshold that evaluate
-    (and `record`'s extra keys) need; it appears only once the model is logged.
+    (and `record`'s extra keys) need; it appears only once the model is logged. The hash is
+    of the model as logged, downloaded back: its weights and every other artifact, its
+    config, its code and its signature.
     """
     import mlflow.artifacts
 
+    from fakenews.tracking.logged_code import content_hash
     from fakenews.tracking.pyfunc import log_headline_model
 
-    run.call(mlflow.set_tag, tag.CONTENT_HASH, content)
     with tempfile.TemporaryDirectory() as work:
         info = log_headline_model(run, artifacts, config, Path(work), name=family)
     with atomic_path(model_dir) as tmp:
         run.call(mlflow.artifacts.download_artifacts, info.model_uri, dst_path=str(tmp))
+        content = content_hash(tmp)
+        run.call(mlflow.set_tag, tag.CONTENT_HASH, content)
         write_json(
             {
                 "run_id": run.run_id,
@@ -63,36 +64,13 @@ def publish_keras(
     model_dir: Path,
 ) -> str:
     """publish_model for a Keras model: its serving SavedModel (fakenews.models.export)
-    beside `artifacts`, hashed by its weights rather than its graph file, whose function
-    names carry process-wide counters."""
+    beside `artifacts` (the hash leaves out its graph file, whose function names carry
+    process-wide counters)."""
     from fakenews.models.export import save_serving_model
 
     with tempfile.TemporaryDirectory() as work:
         saved = Path(work) / "saved_model"
         save_serving_model(model, saved, input_spec)
-        files = [*sorted((saved / "variables").glob("*")), *artifact_files(artifacts)]
         return publish_model(
-            run,
-            family,
-            {"saved_model": str(saved), **artifacts},
-            config,
-            content_hash(config, files),
-            model_dir,
+            run, family, {"saved_model": str(saved), **artifacts}, config, model_dir
         )
-
-
-def artifact_files(artifacts: dict[str, str]) -> list[Path]:
-    """The files among `artifacts`, in a fixed order (folders such as nltk_data are data
-    the model reads, not what it learnt)."""
-    return [Path(path) for _, path in sorted(artifacts.items()) if Path(path).is_file()]
-
-
-def content_hash(config: dict[str, Any], files: Iterable[Path] = ()) -> str:
-    """What makes two models the same: the config and the bytes of what they learnt,
-    never a run id or timestamp."""
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for file in files:
-        digest.update(file.name.encode())
-        with open(file, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
-    return digest.hexdigest()

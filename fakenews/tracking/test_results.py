@@ -20,20 +20,17 @@ def logged_model_predictions(
 ) -> tuple[Predictions, dict[str, dict[str, Any]]]:
     """Each trained family's logged pyfunc on the titles, exactly as it would be served:
     (probabilities, threshold), and the run record its training stage wrote (run id, model
-    URI, content hash) with the predictions as `scored`."""
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-
+    URI, content hash) with the predictions as `scored`. Each runs with the code it was
+    logged with (fakenews.scoring.models.load_model)."""
+    from fakenews.scoring.models import ModelNotFound, load_model
     from fakenews.tracking.promotion import scored_by
 
     predictions, records = {}, {}
     for name in families:
         record = read_json(models_dir / name / "mlflow_run.json")
         try:
-            model = mlflow.pyfunc.load_model(record["model_uri"])
-        except MlflowException as err:
-            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
+            model = load_model(record["model_uri"])
+        except ModelNotFound:
             raise PipelineError(
                 f"{models_dir / name}: its model {record['model_uri']} is not on this tracking "
                 f"server (DVC may have restored it from a run that logged to another one); "
