@@ -17,7 +17,7 @@ from fakenews.data.splits import load_splits
 from fakenews.errors import PipelineError
 from fakenews.evaluation import bootstrap_ci, calibration, choose_threshold, model_report
 from fakenews.models import tfidf
-from fakenews.tracking import registry
+from fakenews.tracking import journal, registry
 from fakenews.tracking import tags as tag
 from fakenews.tracking.promotion import register_and_promote, scored_by
 from fakenews.tracking.registry import Scored
@@ -168,6 +168,11 @@ def test_the_promotion_rule():
     assert not decide({"version": "4", "score": 0.8}, (-0.01, 0.2)).promoted  # noise
     other = decide({"version": "4", "why_not_comparable": "tested on another split"}, None)
     assert not other.promoted and "only `promote --force --reason`" in other.reason
+    # one label in every resample: no interval, and the reason says so instead of "nan"
+    blind = decide({"version": "4", "score": 0.8}, (float("nan"), float("nan")))
+    assert not blind.promoted and "no bootstrap resample of the 100 test rows held both" in (
+        blind.reason
+    )
 
 
 @pytest.mark.slow
@@ -272,9 +277,9 @@ def test_registration_and_promotion_on_a_real_registry(tiny_trained, tracking_ur
     elsewhere = promote("weights-4", perfect, split_hash="split-B")["decision"]
     assert not elsewhere["promoted"] and "tested on split split-A" in elsewhere["reason"]
 
-    registry.rollback(client, "promotion-rules")
+    journal.rollback(client, "promotion-rules")
     assert registry.alias_version(client, "promotion-rules", "champion") == "1"
-    registry.force(client, "promotion-rules", "2", "hotfix for a known v1 bias")
+    journal.force(client, "promotion-rules", "2", "hotfix for a known v1 bias")
     assert registry.alias_version(client, "promotion-rules", "champion") == "2"
     assert (
         client.get_model_version("promotion-rules", "2").tags["promotion.reason"]

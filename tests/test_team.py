@@ -315,8 +315,9 @@ def test_tiny_pipeline_logs_to_postgres_and_s3_and_the_reader_serves_the_champio
     )
     errors = [line for line in moved.stderr.splitlines() if line.startswith("error: ")]
     assert moved.returncode == 2 and len(errors) == 1, moved.stderr
+    # refused at the first write to the team's model: the decision, recorded before any alias
     assert (
-        "HTTP 403" in errors[0] and "registered-models/alias" in errors[0] and team.uri in errors[0]
+        "HTTP 403" in errors[0] and "model-versions/set-tag" in errors[0] and team.uri in errors[0]
     )
     assert admin.get_model_version_by_alias(MODEL, "champion").version == champion.version
 

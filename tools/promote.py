@@ -77,7 +77,7 @@ def _main(argv: list[str] | None) -> None:
     args.dry_run = getattr(args, "dry_run", False)
     from mlflow.tracking import MlflowClient
 
-    from fakenews.tracking import registry
+    from fakenews.tracking import journal, registry
     from fakenews.tracking.connection import connect
 
     name = args.model or load_params(args.params).evaluate.registered_model
@@ -106,7 +106,7 @@ def _main(argv: list[str] | None) -> None:
         elif args.dry_run:
             print(f"would make version {args.version} champion (now {aliases[registry.CHAMPION]})")
         else:
-            registry.force(client, name, args.version, args.reason)
+            journal.force(client, name, args.version, args.reason)
             print(f"version {args.version} of {name} is champion: forced: {args.reason}")
         return
     if aliases[registry.PREVIOUS] is None:
@@ -117,7 +117,7 @@ def _main(argv: list[str] | None) -> None:
             f"(now {aliases[registry.CHAMPION]})"
         )
         return
-    restored, demoted = registry.rollback(client, name)
+    restored, demoted = journal.rollback(client, name)
     print(f"champion of {name}: version {restored} (was {demoted})")
 
 

@@ -5,6 +5,11 @@ candidates are new (by content hash), how the champion scores on the same test r
 the paired bootstrap interval of the difference. Under `dvc exp run` nothing is
 registered unless `evaluate.register_experiments` is true: an experiment must not move
 production aliases.
+
+All of it, from finding what is registered to the last alias move, runs under the
+promotion lock (fakenews.tracking.lease): two evaluates cannot both register one model,
+nor compare with a champion that the other then replaces. Each starts by finishing what
+an interrupted one left (fakenews.tracking.journal).
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from fakenews.data.sections import EvaluateParams
-from fakenews.tracking import registry
+from fakenews.faults import fault_point
+from fakenews.scoring.models import load_model
+from fakenews.tracking import journal, registry
 from fakenews.tracking import tags as tag
+from fakenews.tracking.lease import Lease, promotion_lock
 from fakenews.tracking.registry import Scored
 
 # Metrics the promotion rule can use: higher is better for each.
@@ -35,28 +43,29 @@ PROMOTION_METRICS = {
 
 
 def scored_by(model, titles: list[str]) -> Scored:
-    """A pyfunc headline model's probabilities and 0/1 labels (its own threshold)."""
+    """A pyfunc headline model's probabilities and 0/1 labels (its own threshold); a model
+    running in a process of its own is stopped afterwards."""
     out = model.predict(pd.DataFrame({"title": titles}))
+    getattr(model, "close", lambda: None)()
     probabilities = out["fake_probability"].to_numpy(dtype=float)
     labels = (out["predicted_label"] == "fake").to_numpy(dtype=int)
     return Scored(probabilities, labels)
 
 
 def register_new(
-    client, name: str, candidates: dict[str, dict[str, Any]], tags: dict[str, str]
+    client, lease: Lease, name: str, candidates: dict[str, dict[str, Any]], tags: dict[str, str]
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Register each candidate whose content hash no version has yet.
+    """Register each candidate whose content hash no version has yet (under the lock, so
+    two promoters cannot both register one model). A version of the same hash that an
+    interrupted promotion registered but never decided counts as new: it is decided now,
+    tagged with this evaluation's split and test metrics.
 
-    Returns ({family: version} of all candidates, {version: family} of the new ones).
+    Returns ({family: version} of all candidates, {version: family} of those to decide).
     """
     import mlflow
 
     versions, new = {}, {}
     for family, candidate in candidates.items():
-        existing = registry.version_with_hash(client, name, candidate["content_hash"])
-        if existing is not None:
-            versions[family] = existing
-            continue
         version_tags = {
             tag.FAMILY: family,
             tag.TRAINING_RUN: candidate["run_id"],
@@ -64,13 +73,21 @@ def register_new(
             **tags,
             **{f"test.{k}": f"{v:.6g}" for k, v in candidate["metrics"].items()},
         }
-        with contextlib.redirect_stderr(
-            io.StringIO()
-        ):  # MLflow prints "Successfully registered..."
+        lease.renew()
+        existing = registry.version_with_hash(client, name, candidate["content_hash"])
+        if existing is not None:
+            versions[family] = existing
+            if not journal.decided(client.get_model_version(name, existing).tags):
+                for key, value in version_tags.items():
+                    client.set_model_version_tag(name, existing, key, value)
+                new[existing] = family
+            continue
+        with contextlib.redirect_stderr(io.StringIO()):  # "Successfully registered..."
             version = str(
                 mlflow.register_model(candidate["model_uri"], name, tags=version_tags).version
             )
         versions[family], new[version] = version, family
+    lease.renew()
     for version, family in new.items():  # an ensemble's version names its members' versions
         for member in candidates[family].get("members", {}):
             if member in versions:
@@ -84,8 +101,8 @@ def champion_comparison(
     client, name: str, split_hash: str, titles: list[str]
 ) -> tuple[dict[str, Any] | None, Scored | None]:
     """The champion's version and whether it can be scored on this test split, with its
-    predictions when it can: only when it was tested on the same split before."""
-    import mlflow.pyfunc
+    predictions when it can: only when it was tested on the same split before. It runs
+    with the code it was logged with (fakenews.scoring.models.load_model), as served."""
 
     version = registry.alias_version(client, name, registry.CHAMPION)
     if version is None:
@@ -101,9 +118,7 @@ def champion_comparison(
             else f"it records no {tag.SPLIT_HASH}, so its training rows are unknown"
         )
         return {"version": version, "why_not_comparable": why}, None
-    return {"version": version}, scored_by(
-        mlflow.pyfunc.load_model(f"models:/{name}/{version}"), titles
-    )
+    return {"version": version}, scored_by(load_model(f"models:/{name}/{version}"), titles)
 
 
 def register_and_promote(
@@ -114,7 +129,8 @@ def register_and_promote(
     data_hash: str,
     params: EvaluateParams,
 ) -> dict[str, Any]:
-    """Register what is new, pick the challenger, decide and apply; the report to write.
+    """Under the lock: finish an interrupted promotion, register what is new, pick the
+    challenger, decide and apply; the report to write.
 
     `candidates`: {family: {run_id, model_uri, content_hash, metrics, scored}}.
     """
@@ -122,12 +138,33 @@ def register_and_promote(
 
     from fakenews.tracking.connection import connect
 
-    metric_fn = PROMOTION_METRICS[params.promotion_metric]
     client = MlflowClient(connect())
+    with promotion_lock(client, params.registered_model) as lease:
+        recovered = journal.recover(client, lease, params.registered_model)
+        report = _decide_and_apply(
+            client, lease, candidates, test_labels, test_titles, split_hash, data_hash, params
+        )
+    if recovered:
+        report["recovered"] = recovered
+    return report
+
+
+def _decide_and_apply(
+    client,
+    lease: Lease,
+    candidates: dict[str, dict[str, Any]],
+    test_labels: np.ndarray,
+    test_titles: list[str],
+    split_hash: str,
+    data_hash: str,
+    params: EvaluateParams,
+) -> dict[str, Any]:
+    metric_fn = PROMOTION_METRICS[params.promotion_metric]
     name, metric = params.registered_model, params.promotion_metric
     versions, new = register_new(
-        client, name, candidates, {tag.SPLIT_HASH: split_hash, tag.DATA_HASH: data_hash}
+        client, lease, name, candidates, {tag.SPLIT_HASH: split_hash, tag.DATA_HASH: data_hash}
     )
+    fault_point(journal.REGISTERED)
     report: dict[str, Any] = {
         "registered_model": name,
         "versions": versions,
@@ -164,7 +201,7 @@ def register_and_promote(
         ci,
         len(test_labels),
     )
-    registry.apply(client, decision)
+    journal.apply(client, lease, decision, others=tuple(v for v in new if v != challenger))
     report["decision"] = decision.as_dict()
     report["reason"] = decision.reason
     return report

@@ -12,10 +12,13 @@
   says the comparison cannot be made and does not promote; `promote --force --reason` can.
 - Every decision is recorded as `promotion.*` tags on the challenger (and returned, for
   metrics/promotion.json). The champion it replaces keeps `previous-champion`.
+Registration and every alias move happen under the promotion lock
+(fakenews.tracking.lease), decision first, aliases after (fakenews.tracking.journal).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -141,7 +144,15 @@ def decide(
             **common,
         )
     low, high = ci
-    promoted = bool(low > margin)  # NaN compares False: no interval, no promotion
+    if math.isnan(low) or math.isnan(high):
+        return Decision(
+            promoted=False,
+            reason=f"not compared with champion v{champion['version']}: no bootstrap resample "
+            f"of the {rows} test rows held both labels, so there is no interval for the "
+            f"difference in {metric}; a test split with both labels is needed",
+            **common,
+        )
+    promoted = bool(low > margin)
     verdict = "beats" if promoted else "does not beat"
     reason = (
         f"{metric} {challenger_score:.4f} vs champion v{champion['version']} "
@@ -159,39 +170,11 @@ def record(client: MlflowClient, decision: Decision) -> None:
         )
 
 
-def apply(client: MlflowClient, decision: Decision) -> None:
-    """Set aliases and record the decision as tags on the version."""
-    client.set_registered_model_alias(decision.model, CHALLENGER, decision.version)
-    if decision.promoted:
-        set_champion(client, decision.model, decision.version)
-    record(client, decision)
-
-
-def set_champion(client: MlflowClient, name: str, version: str) -> None:
-    """Move `champion` to `version`, keeping the one it replaces as `previous-champion`."""
-    current = alias_version(client, name, CHAMPION)
-    if current is not None and str(current) != str(version):
-        client.set_registered_model_alias(name, PREVIOUS, current)
-    client.set_registered_model_alias(name, CHAMPION, version)
-
-
-def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
-    """Swap champion and previous-champion; returns (new champion, demoted version)."""
-    previous = alias_version(client, name, PREVIOUS)
-    current = alias_version(client, name, CHAMPION)
-    if previous is None:
-        raise LookupError(f"registered model {name!r} has no previous champion to roll back to")
-    client.set_registered_model_alias(name, CHAMPION, previous)
-    if current is not None:
-        client.set_registered_model_alias(name, PREVIOUS, current)
-    return previous, current
-
-
-def force(client: MlflowClient, name: str, version: str, reason: str) -> Decision:
-    """Make `version` champion regardless of scores; the reason is recorded on the version."""
+def forced_decision(name: str, version: str, reason: str, champion: str | None) -> Decision:
+    """A decision to make `version` champion regardless of scores (`promote --force`)."""
     if not reason.strip():
         raise ValueError("a forced promotion needs a reason")
-    decision = Decision(
+    return Decision(
         model=name,
         version=str(version),
         promoted=True,
@@ -199,13 +182,10 @@ def force(client: MlflowClient, name: str, version: str, reason: str) -> Decisio
         metric="",
         margin=0.0,
         challenger_score=None,
-        champion_version=alias_version(client, name, CHAMPION),
+        champion_version=champion,
         champion_score=None,
         difference_ci_low=None,
         difference_ci_high=None,
         rows_compared=0,
         at=_now(),
     )
-    set_champion(client, name, version)
-    record(client, decision)
-    return decision
