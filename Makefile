@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 
 .PHONY: help venv repro trial test test-ui test-fast lint bench bench-throughput server server-stop \
-	server-status dag clean-venv team-up team-down team-status bench-team bench-suite
+	server-status dag clean-venv team-up team-down team-status bench-team bench-suite bench-faults
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ team-status: $(STAMP)  ## what the team service runs, on which ports, and its lo
 
 bench-team: $(STAMP)  ## load and fault figures: SQLite vs the team service (~7 min)
 	python -m bench.team $(BENCH_ARGS)
+
+bench-faults: $(STAMP)  ## fault report: bad inputs refused, SIGKILLed writers intact, promotion races (~6 min)
+	python -m bench.faults $(BENCH_ARGS)
 
 bench-suite: $(STAMP) $(CHROMIUM)  ## where make test's time goes: CPU-minutes by kind of process (~8 min)
 	python -m bench.suite $(BENCH_ARGS)
