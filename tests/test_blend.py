@@ -202,3 +202,22 @@ def test_the_registered_ensemble_from_a_clean_process_and_served(
     assert response.status_code == 200, response.text
     served = [p["fake_probability"] for p in response.json()["predictions"]]
     np.testing.assert_allclose(served, expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_trace_follows_the_registered_ensemble_to_each_members_run(
+    registered_ensemble, tracking_uri, capsys
+):
+    """`tools.trace models:/<name>/<version>` of an ensemble prints its own run, then each
+    member's training run (the runs its members' mlflow_run.json name)."""
+    from tools import trace
+
+    uri, params = registered_ensemble
+    trace.main([uri])
+    out = capsys.readouterr().out
+    ensemble_run = json.loads((ensemble_dir(params) / "mlflow_run.json").read_text())["run_id"]
+    assert out.startswith(f"run      {ensemble_run}  (stage blend, FINISHED)")
+    models_dir = Path(params["paths"]["models_dir"])
+    for member, stage in (("bert", "train_bert"), ("lstm", "train_lstm"), ("tfidf", "train_tfidf")):
+        member_run = json.loads((models_dir / member / "mlflow_run.json").read_text())["run_id"]
+        assert f"member {member}:\nrun      {member_run}  (stage {stage}, FINISHED)" in out
