@@ -5,14 +5,15 @@ The repository is a copy of the project holding what the session's tiny repro me
 0.05) and reruns the real `evaluate` stage (commit two). The report against the merge base
 holds both values of the param, the metric deltas as DVC computes them, one PNG per plot
 whose data changed (decided here from git, independently of the tool) and parses as
-Markdown with every table and image in place. The promotion verdict's rendering, and the
-tool's refusals, are checked without a server.
+Markdown with every table and image in place. CI's report step runs as ci.yml writes it.
+The promotion verdict's rendering, and the tool's refusals, are checked without a server.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from fakenews.data.params import read_params
 from fakenews.errors import PipelineError
 from fakenews.tracking import registry
 from tests.support.commands import commit_all, run, write_params
+from tests.test_ci_workflow import post_step, report_step
 from tools.dvc_diff import defined_plot_files
 from tools.report import build_report, promotion_section, shown
 
@@ -152,6 +154,19 @@ def screenshot_of(html: str, folder: Path) -> None:
             save_screenshot(page, "pr-report.png", for_docs=True, full_page=True)
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_cis_report_step_writes_the_file_its_post_step_sends(two_commits):
+    """ci.yml's report step, run as written with the base it would get from GitHub; the
+    post (cml, the GitHub API) is the one thing not run."""
+    repo, base = two_commits["repo"], two_commits["base"]
+    shutil.rmtree(repo / "report", ignore_errors=True)
+    env = {**two_commits["env"], "BASE": base}
+    run(["bash", "-c", report_step()["run"]], repo, env)
+    sent = repo / shlex.split(post_step()["run"])[-1]
+    short = run(["git", "rev-parse", "--short", base], repo).stdout.strip()
+    assert f"against `{short}`, `{base}`" in sent.read_text(encoding="utf-8")
 
 
 # ---- without a server ------------------------------------------------------------------
