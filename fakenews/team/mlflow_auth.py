@@ -20,8 +20,8 @@ from pathlib import Path
 import requests
 
 from fakenews.errors import PipelineError
+from fakenews.pidfile import PidFile
 from fakenews.processes import (
-    PidFile,
     check_bind_host,
     spawn_detached,
     wait_until_ready,
@@ -36,7 +36,8 @@ from fakenews.team.layout import (
 )
 from fakenews.team.postgres import Postgres
 from fakenews.team.s3 import ARTIFACTS, REGION, S3Server
-from fakenews.tracking.server import SERVER_ENV, server_healthy
+from fakenews.tracking.recognition import server_healthy
+from fakenews.tracking.server import SERVER_ENV
 
 USERS = {ADMIN: "TEAM_ADMIN_PASSWORD", READER: "TEAM_READER_PASSWORD"}
 AUTH_CACHE_SECONDS = 60
@@ -67,7 +68,7 @@ class MlflowServer:
 
     @property
     def process(self) -> PidFile:
-        return PidFile(self.paths.pid_file("mlflow"), ("mlflow", "server"))
+        return PidFile(self.paths.pid_file("mlflow"))
 
     def command(self, postgres: Postgres) -> list[str]:
         extra = ["--allowed-hosts", self.allowed_hosts] if self.allowed_hosts else []

@@ -22,7 +22,8 @@ from typing import Any
 import requests
 
 from fakenews.errors import PipelineError
-from fakenews.processes import PidFile, spawn_detached, wait_until_ready
+from fakenews.pidfile import PidFile
+from fakenews.processes import spawn_detached, wait_until_ready
 from fakenews.team.layout import Secrets, TeamPaths, write_private
 
 MLFLOW_BUCKET, DVC_BUCKET = "mlflow", "dvc"
@@ -124,7 +125,7 @@ class S3Server:
 
     @property
     def process(self) -> PidFile:
-        return PidFile(self.paths.pid_file("s3"), ("mini",))
+        return PidFile(self.paths.pid_file("s3"))
 
     def command(self) -> list[str]:
         data = self.paths.s3_dir

@@ -15,7 +15,8 @@ import requests
 from mlflow.exceptions import MlflowException
 
 from fakenews.errors import PipelineError
-from fakenews.tracking.server import server_config, server_healthy, tracking_settings
+from fakenews.tracking.recognition import server_healthy
+from fakenews.tracking.server import server_config, tracking_settings
 
 
 def tracking_uri() -> str:
