@@ -10,20 +10,31 @@ the key was missing, and only that.
 from __future__ import annotations
 
 import json
+import pwd
+import re
 import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import grpc
 import psutil
 import pytest
+import requests
 
 from fakenews.data.params import read_params
 from fakenews.processes import free_port, listening_ports, port_in_use, stop_group
+from fakenews.team import stack
+from fakenews.team.layout import ADMIN, READER, load_secrets, read_env_file
+from fakenews.team.s3 import MLFLOW_BUCKET
 from fakenews.tracking.recognition import answers_as_mlflow
-from tests.support.commands import PROJECT_ROOT, subprocess_env, write_params
+from tests.support import attacks
+from tests.support.commands import PROJECT_ROOT, run, subprocess_env, write_params
+from tests.support.sandbox import copy_project
 from tests.support.strays import lookalike, mimic_mlflow
+from tests.support.team import team_processes, team_service
 
 
 def tool(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -108,9 +119,236 @@ def test_stop_and_down_never_signal_a_stranger_a_stale_pid_file_names(tmp_path):
             assert stranger.poll() is None, "a stale PID file got a stranger signalled"
 
 
+# --- the service, as a teammate starts it: `make team-up` in a clone under a private home ---
+
+# What the caller's environment may hold: none of it may reach a server's.
+CANARIES = {
+    "MLFLOW_TRACKING_USERNAME": "admin",
+    "MLFLOW_TRACKING_PASSWORD": "canary-tracking-password-7c1f",
+    "AWS_ACCESS_KEY_ID": "canary-aws-key-id-51ad",
+    "AWS_SECRET_ACCESS_KEY": "canary-aws-secret-9e02",
+    "PGPASSWORD": "canary-pg-password-33b7",
+    "GITHUB_TOKEN": "canary-github-token-0a4c",
+}
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """A checkout of the project in a home only its owner may enter (0700, as home folders
+    and `mktemp -d` are): the postgres user cannot walk into it."""
+    home = tmp_path_factory.mktemp("home")
+    home.chmod(0o700)
+    repo = copy_project(home / "projects")
+    (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def team(clone):
+    """`make team-up` in the clone, from a shell that holds an admin's login and other
+    secrets of its own; stopped at the end with nothing left behind."""
+
+    def make_team_up(root: Path) -> stack.Team:
+        env = {**subprocess_env(), **CANARIES}
+        run(["make", "team-up", f"TEAM_ARGS=--port {free_port()}"], clone, env)
+        return stack.current(root)
+
+    with team_service(clone / "team", make_team_up) as started:
+        yield started
+
+
+def team_tool(team: stack.Team, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -m tools.team <args> --dir <the team's folder>`, from the clone."""
+    return run(
+        [sys.executable, "-m", "tools.team", *args, "--dir", str(team.paths.root)],
+        team.paths.root.parent,
+        {**subprocess_env(), **env},
+        check=False,
+    )
+
+
+def admin_login(team: stack.Team) -> tuple[str, str]:
+    return ADMIN, read_env_file(team.paths.client_env(ADMIN))["MLFLOW_TRACKING_PASSWORD"]
+
+
+# --- `ss -ltn` after `up` ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ss_after_up_shows_only_the_expected_sockets_each_on_loopback(team):
+    """Every TCP socket a process of the service listens on, as `ss -ltnp` lists them, is
+    one of the ports state.json records, on 127.0.0.1: no wildcard, no stray listener."""
+    ours = {proc.pid for proc in team_processes(team)}
+    listening = set()
+    for line in run(["ss", "-ltnpH"], PROJECT_ROOT).stdout.splitlines():
+        local, users = line.split()[3], line.split("users:")[-1]
+        pids = {int(pid) for pid in re.findall(r"pid=(\d+)", users)}
+        if pids & ours:
+            host, _, port = local.rpartition(":")
+            listening.add((host.strip("[]"), int(port)))
+    assert listening == {("127.0.0.1", port) for port in team.ports()}
+
+
+# --- door 4: servers start from an environment built from nothing --------------------------
+
+
 def environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.mark.slow
+def test_no_team_process_environment_holds_a_secret_it_does_not_use(team):
+    """/proc/PID/environ of every process of the service (postmaster and backends, weed,
+    `mlflow server` and its uvicorn worker): none holds anything of the shell that ran
+    `make team-up` (an admin's login, AWS keys, a token), and the only team secret in any
+    is the MLflow server's own session key, which it uses. The others reach their servers
+    as 0600 files."""
+    weed_keys = re.findall(r'key = "([0-9a-f]{64})"', team.s3.security.config.read_text())
+    assert len(weed_keys) == 4
+    team_secrets = load_secrets(team.paths).values
+    mlflow = {team.mlflow.pid(), *(c.pid for c in psutil.Process(team.mlflow.pid()).children())}
+    seen = set()
+    for proc in team_processes(team):
+        env = " ".join(f"{k}={v}" for k, v in environ(proc.pid).items())
+        seen.add(proc.name())
+        assert not [n for n, v in CANARIES.items() if v in env and n != "MLFLOW_TRACKING_USERNAME"]
+        allowed = {"TEAM_FLASK_SECRET_KEY"} if proc.pid in mlflow else set()
+        held = {name for name, value in team_secrets.items() if value in env} - allowed
+        assert not held, f"{proc.name()} (pid {proc.pid}) holds {held}"
+        assert not [key for key in weed_keys if key in env], proc.name()
+    assert {"postgres", "weed"} <= seen and len(mlflow) >= 2, seen  # all were looked at
+
+
+# --- door 1: SeaweedFS answers no request without the team's keys but on its S3 port -------
+
+
+@pytest.mark.slow
+def test_weed_side_doors_refuse_every_request_without_the_teams_keys(team):
+    """Unsigned requests on every weed listener but the S3 gateway: uploads, reads,
+    listings and deletes on the filer, write tokens and collection deletes on the master,
+    object reads, writes and deletes on the volume (unsigned, and with a JWT of the
+    attacker's own), gRPC calls on every gRPC port and /tmp socket (plain, and with a
+    certificate of the attacker's own), raw HTTP on the Unix sockets: every one refused,
+    and an object planted through the S3 front door is still there, unchanged. Knocking
+    with the team's certificate or a token signed with the team's key gets in, so the
+    refusals are the missing key's. The volume's /status and /healthz answer anyone, and
+    name no object."""
+    secrets = load_secrets(team.paths)
+    planted = b"flavors: {python_function: {loader_module: fakenews.tracking.pyfunc}}\n"
+    mlflow_s3 = team.s3.client(secrets, "TEAM_S3")
+    mlflow_s3.put_object(Bucket=MLFLOW_BUCKET, Key=attacks.OBJECT, Body=planted)
+
+    knocks = attacks.side_doors(team.s3, team.s3.security.ca.read_bytes())
+    assert len(knocks) > 60
+    assert [str(k) for k in knocks if not k.refused] == []
+    body = mlflow_s3.get_object(Bucket=MLFLOW_BUCKET, Key=attacks.OBJECT)["Body"].read()
+    assert body == planted
+
+    # with the keys: the certificate passes TLS, a token signed with the team's key the JWT check
+    security = team.s3.security
+    own = grpc.ssl_channel_credentials(
+        security.ca.read_bytes(), security.key.read_bytes(), security.certificate.read_bytes()
+    )
+    for name, method in attacks.GRPC_METHODS.items():
+        if name != "filer.grpc":  # its method deletes
+            status = attacks.grpc_call(f"127.0.0.1:{team.s3.ports[name]}", method, own)
+            assert status != "UNAVAILABLE", (name, status)
+    healthz = requests.get(
+        f"https://127.0.0.1:{team.s3.ports['master']}/healthz",
+        cert=(str(security.certificate), str(security.key)),
+        verify=str(security.ca),
+        timeout=10,
+    )
+    assert healthz.status_code == 200
+    keys = dict(re.findall(r'\[(jwt[^\]]*)\]\nkey = "([0-9a-f]+)"', security.config.read_text()))
+    nowhere = "999,01637037d6"  # a file id on a volume that does not exist: nothing to harm
+    for method, key in (("GET", "jwt.signing.read"), ("DELETE", "jwt.signing")):
+        token = attacks.signed_jwt(nowhere, keys[key].encode())
+        signed = requests.request(
+            method,
+            f"{team.s3.url('volume')}/{nowhere}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert signed.status_code == 404, (method, signed.status_code)  # past the check
+    status = requests.get(f"{team.s3.url('volume')}/status", timeout=10)
+    assert status.status_code == 200 and "planted" not in status.text
+
+
+# --- door 2: only admins (and `creators`) create names ---------------------------------------
+
+
+@pytest.mark.slow
+def test_the_reader_cannot_take_a_name_first_and_the_pipelines_names_are_admins(team):
+    """`reader` creating an experiment, a registered model, a promotion lock, a prompt or
+    MLflow's demo data: 403 each. `up` created the pipeline's experiment and registered
+    model as admin, and `reader` holds nothing on them beyond READ. A user an admin grants
+    the right (`tools.team grant-create`) may create, until it is revoked."""
+    knocks = attacks.squatting(team)
+    assert [str(k) for k in knocks if not k.refused] == []
+    admin = admin_login(team)
+    api = f"{team.uri}/api/2.0/mlflow"
+    experiment = requests.get(
+        f"{api}/experiments/get-by-name",
+        params={"experiment_name": "fake-news"},
+        auth=admin,
+        timeout=30,
+    ).json()["experiment"]
+    model = requests.get(
+        f"{api}/registered-models/get",
+        params={"name": "fake-news-classifier"},
+        auth=admin,
+        timeout=30,
+    )
+    assert model.status_code == 200
+    for resource_type, resource_id in (
+        ("experiment", experiment["experiment_id"]),
+        ("registered_model", "fake-news-classifier"),
+    ):
+        held = requests.get(
+            f"{team.uri}/api/3.0/mlflow/users/permissions/get",
+            params={"username": READER, "resource_type": resource_type, "resource_id": resource_id},
+            auth=admin,
+            timeout=30,
+        ).json()
+        assert held["permission"] == "READ", (resource_type, held)
+
+    alice = ("alice", "alice-password-" + "x" * 12)
+    user = {"username": alice[0], "password": alice[1]}
+    created = requests.post(f"{api}/users/create", json=user, auth=admin, timeout=30)
+    assert created.status_code == 200, created.text
+
+    def alice_creates(name: str) -> int:
+        return requests.post(
+            f"{api}/experiments/create", json={"name": name}, auth=alice, timeout=30
+        ).status_code
+
+    assert alice_creates("alice-before") == 403
+    granted = team_tool(team, "grant-create", "alice")
+    assert granted.returncode == 0 and "alice may now create" in granted.stdout, granted.stderr
+    assert alice_creates("alice-granted") == 200
+    revoked = team_tool(team, "grant-create", "alice", "--revoke")
+    assert revoked.returncode == 0, revoked.stderr
+    assert alice_creates("alice-revoked") == 403
+
+
+# --- door 7: team-up in a clone under a private home -----------------------------------------
+
+
+@pytest.mark.slow
+def test_team_up_works_in_a_clone_the_postgres_user_cannot_enter(team, clone):
+    """The fixture ran `make team-up` in a clone under a 0700 home, which the postgres user
+    cannot enter; the cluster went to the postgres user's home, and `make team-status`
+    reports all three services running."""
+    assert stat.S_IMODE(clone.parents[1].stat().st_mode) == 0o700
+    enters = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(clone)])
+    assert enters.returncode != 0, "the postgres user can enter the clone: no private home"
+    cluster = team.postgres.cluster_dir
+    assert not cluster.is_relative_to(clone.parents[1])
+    assert cluster.stat().st_uid == pwd.getpwnam("postgres").pw_uid
+    status = run(["make", "team-status"], clone, check=False)
+    assert status.returncode == 0, status.stdout + status.stderr
 
 
 # --- door 6a: multi_worker training's gRPC server stays on loopback --------------------------

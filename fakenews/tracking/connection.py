@@ -82,6 +82,12 @@ def _refusal(uri: str, status: int, endpoint: str) -> PipelineError:
             "(HTTP 401): MLFLOW_TRACKING_PASSWORD is not that user's password, "
             f"or MLFLOW_TRACKING_USERNAME names no user; {setup}"
         )
+    if endpoint.endswith("/create"):  # the team server lets admins and `creators` create
+        return PipelineError(
+            f"the MLflow server at {uri} refused user {user!r} access to {endpoint} "
+            "(HTTP 403): creating experiments and registered models needs an admin or the "
+            "role 'creators' (MLFLOW_TRACKING_USERNAME/PASSWORD; an admin grants it, docs/team.md)"
+        )
     return PipelineError(
         f"the MLflow server at {uri} refused user {user!r} access to {endpoint} "
         "(HTTP 403): it may read but not change this; use a user with EDIT or "
