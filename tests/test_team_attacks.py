@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pwd
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -26,7 +27,7 @@ import requests
 
 from fakenews.data.params import read_params
 from fakenews.processes import free_port, listening_ports, port_in_use, stop_group
-from fakenews.team import stack
+from fakenews.team import rotation, stack
 from fakenews.team.layout import ADMIN, READER, load_secrets, read_env_file
 from fakenews.team.s3 import MLFLOW_BUCKET
 from fakenews.tracking.recognition import answers_as_mlflow
@@ -349,6 +350,72 @@ def test_team_up_works_in_a_clone_the_postgres_user_cannot_enter(team, clone):
     assert cluster.stat().st_uid == pwd.getpwnam("postgres").pw_uid
     status = run(["make", "team-status"], clone, check=False)
     assert status.returncode == 0, status.stdout + status.stderr
+
+
+# --- door 5: a rotation stopped halfway --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_rotation_killed_halfway_leaves_the_admin_able_to_log_in(team):
+    """`rotate admin` SIGKILLed after the server took the new password but before it was
+    saved in secrets.env; `up` then finishes it. SIGKILLed after saving the pending password
+    but before the server changed; the next `rotate` rolls that back first. Each time the
+    admin logs in with the password in admin.env, which equals secrets.env's."""
+    pending = rotation.pending_file(team.paths)
+    for point, settle_with, settled in (
+        (rotation.SERVER_CHANGED, ("up",), "finished an interrupted rotation"),
+        (rotation.PENDING_SAVED, ("rotate", "admin"), "rolled back an interrupted rotation"),
+    ):
+        before = admin_login(team)
+        killed = team_tool(team, "rotate", "admin", FAKENEWS_FAULT_POINT=point)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert pending.exists() and admin_login(team) == before
+        settling = team_tool(team, *settle_with)
+        assert settling.returncode == 0, settling.stderr
+        assert settled in settling.stdout
+        after = admin_login(team)
+        assert team.mlflow.accounts.can_log_in(*after), point
+        assert load_secrets(team.paths)["TEAM_ADMIN_PASSWORD"] == after[1]
+        assert not pending.exists()
+        assert not team.mlflow.accounts.can_log_in(*before)  # both rotations did rotate
+
+
+# --- door 6b: a public host holds for one start --------------------------------------------
+
+
+def mlflow_listeners(team: stack.Team) -> set[tuple[str, int]]:
+    procs = [psutil.Process(team.mlflow.pid())]
+    procs += procs[0].children(recursive=True)
+    return {
+        (c.laddr.ip, c.laddr.port)
+        for proc in procs
+        for c in proc.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
+
+
+@pytest.mark.slow
+def test_a_public_host_holds_for_one_start_and_warns_with_the_uri(team):
+    """`up --host 0.0.0.0` listens on every interface with a warning line naming the URI
+    other machines use; the next start without --host is back on 127.0.0.1, silently; and
+    asking for another host while the server runs is refused in one line."""
+    port = team.mlflow.port
+    team.mlflow.stop()
+    public = team_tool(team, "up", "--host", "0.0.0.0")
+    assert public.returncode == 0, public.stderr
+    warnings = [line for line in public.stdout.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"http://{socket.gethostname()}:{port}" in warnings[0]
+    current = stack.current(team.paths.root)
+    assert mlflow_listeners(current) == {("0.0.0.0", port)}
+
+    again = team_tool(team, "up", "--host", "127.0.0.1")
+    assert again.returncode == 2 and again.stderr.count("\n") == 1
+    assert "already runs on 0.0.0.0" in again.stderr
+
+    current.mlflow.stop()
+    private = team_tool(team, "up")
+    assert private.returncode == 0 and "warning" not in private.stdout
+    assert mlflow_listeners(stack.current(team.paths.root)) == {("127.0.0.1", port)}
 
 
 # --- door 6a: multi_worker training's gRPC server stays on loopback --------------------------

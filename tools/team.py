@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument(
         "--host",
-        help="MLflow's address (default: the last one, else 127.0.0.1); "
-        "0.0.0.0 serves other machines, which always log in",
+        help="MLflow's address for this start only (default: 127.0.0.1); 0.0.0.0 serves "
+        "other machines, which always log in, and prints a warning with the URI",
     )
     start.add_argument(
         "--allowed-hosts",

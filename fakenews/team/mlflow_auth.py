@@ -27,6 +27,7 @@ from fakenews.pidfile import PidFile
 from fakenews.processes import (
     check_bind_host,
     clean_environment,
+    is_loopback,
     spawn_detached,
     wait_until_ready,
 )
@@ -81,6 +82,10 @@ class MlflowServer:
     @property
     def process(self) -> PidFile:
         return PidFile(self.paths.pid_file("mlflow"))
+
+    @property
+    def public(self) -> bool:
+        return not is_loopback(self.host)
 
     def command(self, postgres: Postgres) -> list[str]:
         extra = ["--allowed-hosts", self.allowed_hosts] if self.allowed_hosts else []
