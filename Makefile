@@ -100,7 +100,7 @@ team-down: $(STAMP)  ## stop the team service; its data stay in team/
 team-status: $(STAMP)  ## what the team service runs, on which ports, and its logs
 	python -m tools.team status
 
-bench-team: $(STAMP)  ## load and fault figures: SQLite vs the team service (~7 min)
+bench-team: $(STAMP)  ## attacks refused, S3 with doors closed vs open, load and fault: SQLite vs team (~9 min)
 	python -m bench.team $(BENCH_ARGS)
 
 bench-faults: $(STAMP)  ## fault report: bad inputs refused, SIGKILLed writers intact, promotion races (~6 min)

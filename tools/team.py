@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="A production-shaped MLflow tracking service on this machine: PostgreSQL "
         "as the backend store, SeaweedFS as an S3 artifact store (and DVC remote), and "
         "`mlflow server` with logins (MLflow basic auth; only admins create names), an admin "
-        "and a read-only user. Every "
-        "port is on 127.0.0.1 unless `up --host` says otherwise.",
+        "and a read-only user. Every port is on 127.0.0.1 unless `up --host` says otherwise, "
+        "and every one but MLflow, S3 and PostgreSQL refuses anything without the team's keys "
+        "(threat model: docs/team.md).",
         epilog="Secrets are generated on the first `up` into <dir>/secrets/secrets.env (mode "
         "0600), unless set in the environment: " + ", ".join(SECRET_NAMES) + ". Clients: "
         "`set -a; . team/secrets/admin.env; set +a` (or reader.env), then `make repro`. "
