@@ -148,7 +148,8 @@ def read_back(
 def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from bench import team_doors, team_fault
     from fakenews.team import stack
-    from fakenews.team.layout import ADMIN, read_env_file
+    from fakenews.team.layout import ADMIN, read_env_file, team_paths
+    from fakenews.team.postgres import Postgres
     from fakenews.tracking.server import running_server
 
     report: dict[str, Any] = {"load": {}}
@@ -159,8 +160,8 @@ def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         }
     root = work / "team"
     root.mkdir(mode=0o700)
-    team = stack.up(root, say=say, port=free_port())
     try:
+        team = stack.up(root, say=say, port=free_port())
         report["doors"] = {
             "commit": commit(),
             **team_doors.bench_doors(
@@ -176,7 +177,7 @@ def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             report["fault"] = team_fault.kill_postgres_during_training(team, credentials, work)
     finally:
         stack.down(root, say=say)
-        team.postgres.delete_cluster()
+        Postgres(team_paths(root), 0).delete_cluster()  # in the postgres user's home, as root
     return report
 
 

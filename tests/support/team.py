@@ -13,7 +13,8 @@ import psutil
 
 from fakenews.processes import free_port, port_in_use
 from fakenews.team import stack
-from fakenews.team.layout import ADMIN, read_env_file
+from fakenews.team.layout import ADMIN, read_env_file, team_paths
+from fakenews.team.postgres import Postgres
 from tests.support.commands import subprocess_env
 
 
@@ -47,20 +48,17 @@ def team_service(
     """`start(root)` (default: `up` on a free MLflow port), then, whatever happened: `down`,
     a check that no process of it runs and none of its ports is open, and its data gone
     (the PostgreSQL cluster too, wherever it lives)."""
-    team = None
     try:
-        team = start(root)  # `up` stops what it started when it fails
-        yield team
+        yield start(root)  # `up` stops what it started when it fails
     finally:
-        team = team or (stack.current(root) if (root / "state.json").exists() else None)
         try:
-            if team is not None:
+            if (root / "state.json").exists():  # something started at some point
+                team = stack.current(root)
                 stack.down(root, say=lambda _: None)
                 assert not team_processes(team), "team processes outlived `down`"
                 assert not [p for p in team.ports() if port_in_use("127.0.0.1", p)]
         finally:
-            if team is not None:
-                team.postgres.delete_cluster()
+            Postgres(team_paths(root), 0).delete_cluster()  # wherever postgres.location says
             shutil.rmtree(root, ignore_errors=True)
 
 
