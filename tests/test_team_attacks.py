@@ -230,8 +230,9 @@ def test_weed_side_doors_refuse_every_request_without_the_teams_keys(team):
     listings and deletes on the filer, write tokens and collection deletes on the master,
     object reads, writes and deletes on the volume (unsigned, and with a JWT of the
     attacker's own), gRPC calls on every gRPC port and /tmp socket (plain, and with a
-    certificate of the attacker's own), raw HTTP on the Unix sockets: every one refused,
-    and an object planted through the S3 front door is still there, unchanged. Knocking
+    certificate of the attacker's own), raw HTTP on the Unix sockets: every one refused, as
+    are the front doors without their keys, and an object planted through the S3 front door
+    is still there, unchanged. Knocking
     with the team's certificate or a token signed with the team's key gets in, so the
     refusals are the missing key's. The volume's /status and /healthz answer anyone, and
     name no object."""
@@ -243,6 +244,9 @@ def test_weed_side_doors_refuse_every_request_without_the_teams_keys(team):
     knocks = attacks.side_doors(team.s3, team.s3.security.ca.read_bytes())
     assert len(knocks) > 60
     assert [str(k) for k in knocks if not k.refused] == []
+    # and the three front doors, without their keys: S3, MLflow, PostgreSQL (and not in its
+    # own protocol)
+    assert [str(k) for k in attacks.front_doors(team) if not k.refused] == []
     body = mlflow_s3.get_object(Bucket=MLFLOW_BUCKET, Key=attacks.OBJECT)["Body"].read()
     assert body == planted
 
