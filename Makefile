@@ -60,7 +60,15 @@ $(CHROMIUM):  # the browser test drives Debian's chromium (Playwright's own down
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
 	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
-test: $(STAMP) $(CHROMIUM)  ## run the test suite, the browser test included (what CI runs: .ci/run)
+C_COMPILER := /usr/bin/cc
+
+$(C_COMPILER):  # multi_worker training on a loopback cluster builds a small bind library with it (fakenews/loopback.py)
+	@echo "installing Debian's gcc for the loopback bind library of multi_worker training"
+	@command -v apt-get >/dev/null || { echo "error: no apt-get; install a C compiler at $(C_COMPILER) yourself" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev >/dev/null \
+	  || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev >/dev/null; }
+
+test: $(STAMP) $(CHROMIUM) $(C_COMPILER)  ## run the test suite, the browser test included (what CI runs: .ci/run)
 	$(PYTEST)
 
 test-ui: $(STAMP) $(CHROMIUM)  ## the MLflow UI in headless Chromium: runs table, compare LSTM vs BERT
@@ -98,7 +106,7 @@ team-down: $(STAMP)  ## stop the team service; its data stay in team/
 team-status: $(STAMP)  ## what the team service runs, on which ports, and its logs
 	python -m tools.team status
 
-bench-team: $(STAMP)  ## load and fault figures: SQLite vs the team service (~7 min)
+bench-team: $(STAMP)  ## attacks refused, S3 with doors closed vs open, load and fault: SQLite vs team (~9 min)
 	python -m bench.team $(BENCH_ARGS)
 
 bench-faults: $(STAMP)  ## fault report: bad inputs refused, SIGKILLed writers intact, promotion races (~6 min)

@@ -1,4 +1,9 @@
-"""`make bench-team`: load and fault figures for the local SQLite server and the team service.
+"""`make bench-team`: doors, load and fault figures for the local SQLite server and the team
+service.
+
+Doors (bench.team_doors): every attack of tests/support/attacks.py on the team service, tried
+and refused, and S3 upload/download throughput with SeaweedFS's side doors closed next to
+the same with them open, in the same rounds.
 
 Load: 1, 4 and 16 concurrent clients (separate processes, released together), each
 logging one run with 20 params, 500 metric points (one call each) and a 1 MB artifact,
@@ -19,6 +24,7 @@ import hashlib
 import multiprocessing
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -140,9 +146,10 @@ def read_back(
 
 
 def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from bench import team_fault
+    from bench import team_doors, team_fault
     from fakenews.team import stack
-    from fakenews.team.layout import ADMIN, read_env_file
+    from fakenews.team.layout import ADMIN, read_env_file, team_paths
+    from fakenews.team.postgres import Postgres
     from fakenews.tracking.server import running_server
 
     report: dict[str, Any] = {"load": {}}
@@ -152,9 +159,15 @@ def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             str(n): load(local.uri, {}, n, "sqlite", work) for n in args.clients
         }
     root = work / "team"
-    root.mkdir(mode=0o711)
-    team = stack.up(root, say=say, port=free_port())
+    root.mkdir(mode=0o700)
     try:
+        team = stack.up(root, say=say, port=free_port())
+        report["doors"] = {
+            "commit": commit(),
+            **team_doors.bench_doors(
+                team, work, args.doors_rounds, args.doors_objects, args.doors_mib << 20
+            ),
+        }
         env = read_env_file(team.paths.client_env(ADMIN))
         credentials = {k: v for k, v in env.items() if k.startswith("MLFLOW_")}
         report["load"]["team"] = {
@@ -164,7 +177,22 @@ def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             report["fault"] = team_fault.kill_postgres_during_training(team, credentials, work)
     finally:
         stack.down(root, say=say)
+        Postgres(team_paths(root), 0).delete_cluster()  # in the postgres user's home, as root
     return report
+
+
+def commit() -> str:
+    """The checkout's commit, `+` when files differ from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return head + ("+" if dirty else "")
 
 
 def render(report: dict[str, Any]) -> str:
@@ -183,6 +211,15 @@ def render(report: dict[str, Any]) -> str:
             )
     if "fault" in report:
         lines.append(f"\nfault: {report['fault']}")
+    if "doors" in report:
+        doors, s3 = report["doors"], report["doors"]["s3_throughput"]
+        lines.append(
+            f"\nattacks refused: {doors['attacks']['refused']}/{doors['attacks']['tried']} "
+            f"(SeaweedFS as it comes: {doors['attacks_on_open_seaweedfs']['refused']}/"
+            f"{doors['attacks_on_open_seaweedfs']['tried']}); S3 closed/open: upload "
+            f"{s3['upload_closed_over_open']}, download {s3['download_closed_over_open']} "
+            f"(bound {s3['bound']})"
+        )
     return "\n".join(lines)
 
 
@@ -198,12 +235,18 @@ def main(argv: list[str] | None = None) -> None:
         default=[1, 4, 16],
         help="concurrent client counts (default: 1,4,16)",
     )
-    parser.add_argument("--skip-fault", action="store_true", help="load figures only")
+    parser.add_argument("--skip-fault", action="store_true", help="no fault figures")
+    parser.add_argument(
+        "--doors-rounds", type=int, default=10, help="S3 throughput rounds (default: 10)"
+    )
+    parser.add_argument(
+        "--doors-objects", type=int, default=6, help="objects per round and way (default: 6)"
+    )
+    parser.add_argument("--doors-mib", type=int, default=8, help="object size in MiB (default: 8)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench_team.json"))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-team-") as tmp:
         work = Path(tmp)
-        work.chmod(0o711)  # PostgreSQL runs as the postgres user and must walk into it
         report = {
             "machine": {"cpus": os.cpu_count()},
             "per_client": {

@@ -5,7 +5,9 @@
 - `mirrored`: tf.distribute.MirroredStrategy, a replica on every local GPU or, with no GPU,
   on `<stage>.cpu_replicas` logical CPU devices (the same code path, testable on a laptop);
 - `multi_worker`: tf.distribute.MultiWorkerMirroredStrategy; each process reads its place
-  in the cluster from the TF_CONFIG environment variable and runs the same command.
+  in the cluster from the TF_CONFIG environment variable and runs the same command. Its
+  gRPC server listens on loopback only when every host in the cluster is this machine
+  (fakenews.loopback); TensorFlow itself would listen on every interface.
 
 Every replica sees an equal share of each global batch (`batch_size` stays the global
 batch, so the same params train the same model up to the order of floating-point sums
@@ -26,11 +28,14 @@ from typing import Any
 
 from fakenews.data.sections import TrainingParams
 from fakenews.errors import PipelineError
+from fakenews.loopback import check_listeners, confine_to_loopback
 
 
 def strategy_for(params: TrainingParams, stage: str):
     """The tf.distribute strategy `params.distribution` names. Call it before TensorFlow
     runs anything: logical CPU devices can only be made before the runtime starts."""
+    if params.distribution == "multi_worker":
+        confine_to_loopback()  # re-executes this stage when the cluster is this machine alone
     import tensorflow as tf
 
     if params.distribution == "none":
@@ -45,7 +50,9 @@ def strategy_for(params: TrainingParams, stage: str):
             "is not set; give every worker the cluster and its own task "
             "(docs/distributed-training.md)"
         )
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    check_listeners(stage)
+    return strategy
 
 
 def _logical_cpus(count: int, stage: str) -> list[str]:

@@ -9,9 +9,9 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -65,48 +65,36 @@ def alive(proc: psutil.Process) -> bool:
         return False
 
 
-def process_matching(pid: int | None, *words: str) -> psutil.Process | None:
-    """The live process `pid` if its command line holds every word, else None: a PID file
-    can outlive its process, and the PID can be reused by an unrelated program."""
-    if pid is None:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        if alive(proc):
-            cmdline = proc.cmdline()
-            return proc if all(word in cmdline for word in words) else None
-        proc.wait(0)  # collect the exit status when it is our own child
-    except (psutil.Error, psutil.TimeoutExpired):
-        pass
+def listening_ports(proc: psutil.Process) -> set[int]:
+    """TCP ports `proc` or any process it started listens on (uvicorn workers, say)."""
+    ports = set()
+    for member in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            connections = member.net_connections("tcp")
+            ports.update(c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN)
+    return ports
+
+
+def listener_of(port: int) -> psutil.Process | None:
+    """The process listening on TCP `port`, when this user may see it (root sees all)."""
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            with contextlib.suppress(psutil.Error):
+                return psutil.Process(conn.pid)
     return None
 
 
-@dataclass(frozen=True)
-class PidFile:
-    """The PID of a detached server, kept in `path`; `words` identify its command line."""
-
-    path: Path
-    words: tuple[str, ...]
-
-    def write(self, pid: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(f"{pid}\n")
-
-    def live(self) -> int | None:
-        """The PID while that process runs, else None."""
-        try:
-            pid = int(self.path.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if process_matching(pid, *self.words) else None
-
-    def stop(self, what: str) -> bool:
-        """Stop the process group (stop_group) and forget the PID; False if none ran."""
-        pid = self.live()
-        if pid is not None:
-            stop_group(pid, what)
-        self.path.unlink(missing_ok=True)
-        return pid is not None
+def clean_environment(home: Path | str, **extra: str) -> dict[str, str]:
+    """An environment built from nothing for a server we start: our venv's and the system's
+    programs, a UTF-8 locale, a home of its own and `extra`. Nothing of the caller's passes
+    on: a teammate who sourced admin.env must not hand MLFLOW_TRACKING_PASSWORD to a
+    process (or the other user it runs as) that reads /proc/PID/environ."""
+    return {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+        "LANG": "C.UTF-8",
+        "HOME": str(home),
+        **extra,
+    }
 
 
 def spawn_detached(

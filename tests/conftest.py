@@ -261,11 +261,11 @@ _SLOW_FIXTURES = {
 
 
 # The order xdist hands out modules in (make test runs it with --no-loadscope-reorder, which
-# keeps this order instead of the largest-first default). The team module starts first: it
-# brings its own services up while the tiny repro runs. The long modules that wait for the
+# keeps this order instead of the largest-first default). The team modules start first: they
+# bring their own services up while the tiny repro runs. The long modules that wait for the
 # tiny repro come right after the unit tests, so none of them starts last while the other
 # worker sits idle.
-_FIRST_MODULES = ("test_team.py",)
+_FIRST_MODULES = ("test_team.py", "test_team_attacks.py")
 _AFTER_UNIT_TESTS = ("test_dvc_repro.py", "test_faults.py", "test_distributed_training.py")
 
 

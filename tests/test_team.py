@@ -10,10 +10,8 @@ and come back in a fresh clone, and at the end nothing the tests started is left
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,12 +22,13 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from fakenews.errors import PipelineError
-from fakenews.processes import free_port, port_in_use
+from fakenews.processes import free_port
 from fakenews.team import stack
 from fakenews.team.layout import ADMIN, READER, load_secrets, read_env_file
 from fakenews.team.s3 import DVC_BUCKET, MLFLOW_BUCKET
 from tests.support.commands import ran_stages, run, subprocess_env
 from tests.support.serving import served_model
+from tests.support.team import client_env, processes_under, team_processes, team_service
 from tests.support.tiny import TINY_STAGE_PARAMS
 
 pytestmark = pytest.mark.slow
@@ -41,49 +40,11 @@ HEADLINES = (
 )
 
 
-def processes_under(*folders: Path) -> list[psutil.Process]:
-    """Live processes whose command line or working directory lies in one of `folders`."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            where = " ".join(proc.cmdline()) + " " + proc.cwd()
-            if proc.status() != psutil.STATUS_ZOMBIE and any(str(f) in where for f in folders):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
 @pytest.fixture(scope="module")
-def team():
-    """The whole service in a fresh folder, stopped at the end with nothing left behind.
-    The folder is 0711: the postgres user must walk into it (pytest's tmp is 0700)."""
-    root = Path(tempfile.mkdtemp(prefix="team-test-"))
-    root.chmod(0o711)
-    try:
-        started = stack.up(
-            root, port=free_port(), say=lambda _: None
-        )  # stops what it started on failure
-    except BaseException:
-        shutil.rmtree(root)
-        raise
-    try:
+def team(tmp_path_factory):
+    """The whole service in a fresh folder, stopped at the end with nothing left behind."""
+    with team_service(tmp_path_factory.mktemp("team")) as started:
         yield started
-    finally:
-        stack.down(root, say=lambda _: None)
-        assert not processes_under(root), "team processes outlived `down`"
-        assert not [p for p in started.ports() if port_in_use("127.0.0.1", p)]
-        shutil.rmtree(root)
-
-
-def client_env(team: stack.Team, user: str | None = ADMIN, **extra: str) -> dict[str, str]:
-    """A subprocess environment logged in as `user` (None: no credentials) by the client
-    file `up` wrote, as a teammate would source it."""
-    env = {k: v for k, v in subprocess_env().items() if not k.startswith("MLFLOW_TRACKING_")}
-    env.update(
-        read_env_file(team.paths.client_env(user)) if user else {"MLFLOW_TRACKING_URI": team.uri}
-    )
-    return {**env, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +99,7 @@ def test_logins_permissions_and_secrets(team, monkeypatch):
         team.s3.client(secrets, "TEAM_DVC").list_objects_v2(Bucket=MLFLOW_BUCKET)
 
     # the pipeline's own run start: one line naming the URI and the credential at fault.
-    # The admin creates the experiment, as the team's first `make repro` does: a user may
-    # create experiments of its own, and write to those.
+    # The admin creates the experiment: only admins (and `creators`) may.
     admin_password = read_env_file(team.paths.client_env(ADMIN))["MLFLOW_TRACKING_PASSWORD"]
     created = requests.post(
         f"{team.uri}/api/2.0/mlflow/experiments/create",
@@ -188,7 +148,7 @@ def test_logins_permissions_and_secrets(team, monkeypatch):
     assert not runs.get("runs"), "a refused client left a run behind"
 
     # every listener of the service is one of its recorded ports, on loopback
-    ours = {proc.pid for proc in processes_under(team.paths.root)}
+    ours = {proc.pid for proc in team_processes(team)}
     listening = {
         (c.laddr.ip, c.laddr.port)
         for c in psutil.net_connections("tcp")
@@ -218,8 +178,8 @@ def test_rotating_a_password_locks_the_old_one_out(team):
     )
     new = read_env_file(team.paths.client_env(READER))["MLFLOW_TRACKING_PASSWORD"]
     assert new != old and load_secrets(team.paths)["TEAM_READER_PASSWORD"] == new
-    assert not team.mlflow.can_log_in(READER, old)
-    assert team.mlflow.can_log_in(READER, new)
+    assert not team.mlflow.accounts.can_log_in(READER, old)
+    assert team.mlflow.accounts.can_log_in(READER, new)
 
 
 def logged_in_client(team: stack.Team, monkeypatch) -> MlflowClient:
@@ -315,9 +275,12 @@ def test_tiny_pipeline_logs_to_postgres_and_s3_and_the_reader_serves_the_champio
     )
     errors = [line for line in moved.stderr.splitlines() if line.startswith("error: ")]
     assert moved.returncode == 2 and len(errors) == 1, moved.stderr
-    # refused at the first write to the team's model: the decision, recorded before any alias
+    # refused at its first write: taking the promotion lock, a registered model only admins
+    # (and `creators`) may create on the team server
     assert (
-        "HTTP 403" in errors[0] and "model-versions/set-tag" in errors[0] and team.uri in errors[0]
+        "HTTP 403" in errors[0]
+        and "registered-models/create" in errors[0]
+        and team.uri in errors[0]
     )
     assert admin.get_model_version_by_alias(MODEL, "champion").version == champion.version
 

@@ -179,6 +179,28 @@ def team_load() -> list[str]:
     return rows
 
 
+def team_doors() -> list[str]:
+    """bench.team's doors: attacks refused, and S3 throughput with SeaweedFS's side doors
+    closed next to open, measured in the same rounds."""
+    doors = read_metrics("bench_team.json")["doors"]
+    tried, opened, s3 = doors["attacks"], doors["attacks_on_open_seaweedfs"], doors["s3_throughput"]
+    rows = [
+        f"Attacks refused: {tried['refused']} of {tried['tried']}, {tried['got_in']} got in. The "
+        f"same side-door attacks on SeaweedFS as it comes: {opened['refused']} of "
+        f"{opened['tried']} refused, "
+        f"{opened['got_in']} got in (HTTP 2xx, gRPC OK). S3 path, "
+        f"{s3['objects_per_round']} objects of {s3['object_bytes'] >> 20} MiB per way and round, "
+        f"medians of {s3['rounds']} interleaved rounds:",
+        "",
+        f"| S3 | doors open, MB/s | doors closed, MB/s | closed / open (≥ {s3['bound']:.2f}) |",
+        "|---|---|---|---|",
+    ]
+    for way in ("upload", "download"):
+        mb_s, ratio = s3[f"{way}_median_mb_s"], s3[f"{way}_closed_over_open"]
+        rows.append(f"| {way} | {mb_s['open']:.0f} | {mb_s['closed']:.0f} | {ratio:.2f} |")
+    return rows
+
+
 # ---- the params reference ------------------------------------------------------------------
 
 
@@ -241,6 +263,7 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "promotion": promotion,
     "paired": paired,
     "team-load": team_load,
+    "team-doors": team_doors,
     "params-reference": params_reference,
 }
 

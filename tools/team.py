@@ -5,6 +5,7 @@ with authentication (make team-up / team-down / team-status).
     python -m tools.team status    # what runs, on which ports, where the logs are
     python -m tools.team down      # stop everything; the data stay for the next `up`
     python -m tools.team rotate reader
+    python -m tools.team grant-create alice   # alice may create experiments and models
 
 The service itself is fakenews.team.
 """
@@ -31,14 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tools.team",
         description="A production-shaped MLflow tracking service on this machine: PostgreSQL "
         "as the backend store, SeaweedFS as an S3 artifact store (and DVC remote), and "
-        "`mlflow server --app-name basic-auth` with an admin and a read-only user. Every "
-        "port is on 127.0.0.1 unless `up --host` says otherwise.",
+        "`mlflow server` with logins (MLflow basic auth; only admins create names), an admin "
+        "and a read-only user. Every port is on 127.0.0.1 unless `up --host` says otherwise, "
+        "and every one but MLflow, S3 and PostgreSQL refuses anything without the team's keys "
+        "(threat model: docs/team.md).",
         epilog="Secrets are generated on the first `up` into <dir>/secrets/secrets.env (mode "
         "0600), unless set in the environment: " + ", ".join(SECRET_NAMES) + ". Clients: "
         "`set -a; . team/secrets/admin.env; set +a` (or reader.env), then `make repro`. "
         "See docs/team.md.",
     )
-    sub = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status,rotate}")
+    sub = parser.add_subparsers(
+        dest="action", required=True, metavar="{up,down,status,rotate,grant-create}"
+    )
     start = sub.add_parser(
         "up",
         parents=[common],
@@ -51,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument(
         "--host",
-        help="MLflow's address (default: the last one, else 127.0.0.1); "
-        "0.0.0.0 serves other machines, which always log in",
+        help="MLflow's address for this start only (default: 127.0.0.1); 0.0.0.0 serves "
+        "other machines, which always log in, and prints a warning with the URI",
     )
     start.add_argument(
         "--allowed-hosts",
@@ -78,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
         "secrets and client files; the old one stops working at once.",
     )
     rotate.add_argument("user", choices=["admin", "reader"])
+    grant = sub.add_parser(
+        "grant-create",
+        parents=[common],
+        help="let a user create experiments and registered models (role creators)",
+        description="Assign MLflow's role `creators` to a user, as admin: only admins and "
+        "its members may create experiments and registered models on the team server.",
+    )
+    grant.add_argument("user", help="an MLflow user of the team server")
+    grant.add_argument("--revoke", action="store_true", help="take the right away again")
     return parser
 
 
@@ -90,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.down(args.dir)
     elif args.action == "rotate":
         stack.rotate(args.user, args.dir)
+    elif args.action == "grant-create":
+        stack.grant_create(args.user, args.dir, revoke=args.revoke)
     else:
         healthy, lines = stack.status(args.dir)
         print("\n".join(lines))

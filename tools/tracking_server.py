@@ -18,11 +18,10 @@ from fakenews.cli import Parser
 from fakenews.data.params import DEFAULT_PARAMS, PROJECT_ROOT
 from fakenews.data.tool_sections import TrackingParams
 from fakenews.errors import cli_errors
+from fakenews.tracking.recognition import server_healthy
 from fakenews.tracking.server import (
     ServerHandle,
-    read_pid,
     server_config,
-    server_healthy,
     server_status,
     start_server,
     stop_server,
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     config = server_config(args.workdir, args.port, **paths)
     if args.action == "stop":
-        stop_server(ServerHandle(config, read_pid(config)))
+        stop_server(ServerHandle(config, config.process.live()))
     elif (
         args.action == "status" and os.environ.get("MLFLOW_TRACKING_URI") and not _local_flags(args)
     ):

@@ -84,7 +84,12 @@ def describe_errors(err: ValidationError, source: Path | str) -> str:
 def _dotted(loc: tuple) -> str:
     key = ""
     for part in loc:
-        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        if isinstance(part, int):
+            key += f"[{part}]"
+            continue
+        # a key of YAML's may be empty or hold a line break: quoted, it stays on its line
+        name = str(part) if str(part).isprintable() and str(part) else repr(part)
+        key += f".{name}" if key else name
     return key
 
 

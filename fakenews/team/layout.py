@@ -1,17 +1,23 @@
 """Where team mode keeps everything, its secrets, and what it remembers between starts.
 
 team/
-  state.json          host and ports of the last start, so `up` resumes on the same URI
+  state.json          the running server's host, the last start's ports: `up` resumes on them
   secrets/  (0700)    every file 0600:
     secrets.env       the generated (or TEAM_* environment) secrets, the source of truth
     admin.env         a client environment for the admin: `set -a; . team/secrets/admin.env`
     reader.env        the same for the read-only user
     dvc-s3.env        AWS_* keys of the S3 identity that may use the `dvc` bucket only
-    pgpass, s3.json   the server-side files PostgreSQL's client and SeaweedFS read
-  postgres/ (0700, owned by postgres)   the database cluster and its socket
+    pgpass, s3.json,  the server-side files PostgreSQL's client, SeaweedFS and the MLflow
+    mlflow-s3.credentials  server's S3 client read
+    rotation.pending  a new password on its way in (fakenews.team.rotation)
+  postgres.location   where the database cluster lives: as root, under the postgres
+                      user's home, which it can reach from any checkout (fakenews.team.postgres)
+  postgres/ (0700, owned by postgres)   the cluster when not run as root (or made so earlier)
   s3/                 SeaweedFS objects and metadata
-  mlflow/             basic_auth.ini
-  logs/               postgres.log, s3.log, mlflow.log
+  s3-security/ (0700) SeaweedFS's working folder: security.toml, its CA and certificate,
+                      new on every start (fakenews.team.s3_security)
+  mlflow/ (0700)      basic_auth.ini, app/ (the server app's entry point)
+  logs/               s3.log, mlflow.log (postgres.log lives with its cluster)
   run/                PID files
 """
 
@@ -74,6 +80,10 @@ class TeamPaths:
     @property
     def s3_dir(self) -> Path:
         return self.root / "s3"
+
+    @property
+    def s3_security_dir(self) -> Path:
+        return self.root / "s3-security"
 
     @property
     def mlflow_dir(self) -> Path:

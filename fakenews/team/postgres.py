@@ -1,9 +1,22 @@
-"""The team's PostgreSQL server: a cluster in the team folder, run by the `postgres` user.
+"""The team's PostgreSQL server: a cluster of its own, run by the `postgres` user.
 
 initdb and pg_ctl refuse to run as root, so as root every command runs through
 `runuser -u postgres`; as any other user they run as that user. The server listens on
-127.0.0.1 and on a Unix socket inside the cluster's folder (not /var/run/postgresql),
-so it needs nothing from the system's own PostgreSQL setup.
+127.0.0.1 (SCRAM passwords only) and on a Unix socket inside the cluster's folder (not
+/var/run/postgresql, and reachable by the postgres user alone), so it needs nothing from
+the system's own PostgreSQL setup.
+
+Where the cluster lives: the postgres user must reach it, and a checkout in a private
+home (any folder above it 0700, as home folders and `mktemp -d` are) is out of its reach.
+So as root a new cluster goes to the postgres user's own home,
+`~postgres/fakenews-team/<checkout>-<random>/`, and `team/postgres.location` says where;
+as any other user (who runs the server as themself) it stays in `team/postgres/`, as does
+a cluster an earlier version made there.
+
+Every command starts from an empty environment (fakenews.processes.clean_environment):
+the postmaster would otherwise inherit the caller's, and an admin who sourced admin.env
+would hand MLFLOW_TRACKING_PASSWORD to the postgres user, who may read
+/proc/<postmaster>/environ.
 """
 
 from __future__ import annotations
@@ -12,12 +25,15 @@ import base64
 import hashlib
 import hmac
 import os
+import pwd
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from fakenews.errors import PipelineError
+from fakenews.processes import clean_environment
 from fakenews.team.layout import TeamPaths, write_private
 
 
@@ -48,11 +64,21 @@ def _as_owner(command: list[str]) -> list[str]:
     return [_runuser(), "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def _environment() -> dict[str, str]:
+    """Nothing of ours: runuser sets HOME, USER and SHELL to the postgres user's."""
+    return clean_environment(pwd.getpwuid(os.geteuid()).pw_dir)
+
+
 def _run(
     command: list[str], what: str, stdin: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        _as_owner(command), input=stdin, capture_output=True, text=True, timeout=timeout
+        _as_owner(command),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_environment(),
     )
     if proc.returncode != 0:
         raise PipelineError(
@@ -78,18 +104,40 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
     )
 
 
+def _postgres_home() -> Path:
+    try:
+        return Path(pwd.getpwnam("postgres").pw_dir)
+    except KeyError:
+        raise PipelineError(
+            "there is no `postgres` user to run the team's PostgreSQL as root; install "
+            "the server package (Debian: apt-get install postgresql-15), which creates it"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Postgres:
     paths: TeamPaths
     port: int
 
     @property
+    def location_file(self) -> Path:
+        return self.paths.root / "postgres.location"
+
+    @property
+    def cluster_dir(self) -> Path:
+        """team/postgres.location's folder when it names one, else team/postgres."""
+        try:
+            return Path(self.location_file.read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            return self.paths.postgres_dir
+
+    @property
     def data_dir(self) -> Path:
-        return self.paths.postgres_dir / "data"
+        return self.cluster_dir / "data"
 
     @property
     def socket_dir(self) -> Path:
-        return self.paths.postgres_dir / "socket"
+        return self.cluster_dir / "socket"
 
     @property
     def pgpass(self) -> Path:
@@ -97,7 +145,8 @@ class Postgres:
 
     @property
     def log_file(self) -> Path:
-        return self.paths.log("postgres")
+        """With the cluster: the postgres user writes it, and may not reach team/logs."""
+        return self.cluster_dir / "postgres.log"
 
     def uri(self, database: str) -> str:
         """A SQLAlchemy URI without the password: libpq reads it from PGPASSFILE."""
@@ -114,6 +163,8 @@ class Postgres:
                 "(Debian: apt-get install postgresql-15) or point TEAM_PG_BIN "
                 "at the folder holding initdb and pg_ctl"
             )
+        if os.geteuid() == 0 and not (self.paths.postgres_dir / "data").exists():
+            self._place_in_postgres_home()
         self._make_dirs()
         _run(
             [
@@ -131,21 +182,37 @@ class Postgres:
             "initdb",
         )
 
+    def _place_in_postgres_home(self) -> None:
+        """Choose a folder for a new cluster under the postgres user's home, where it can
+        reach it however private the checkout is, and record the choice."""
+        parent = _postgres_home() / "fakenews-team"
+        name = f"{self.paths.root.parent.name or 'team'}-{secrets.token_hex(4)}"
+        _run(["mkdir", "-p", "-m", "700", str(parent)], f"creating {parent}")
+        self.location_file.parent.mkdir(parents=True, exist_ok=True)
+        self.location_file.write_text(f"{parent / name}\n", encoding="utf-8")
+
     def _make_dirs(self) -> None:
-        for folder in (self.paths.postgres_dir, self.data_dir, self.socket_dir):
+        for folder in (self.cluster_dir, self.data_dir, self.socket_dir):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.touch(mode=0o600)
         if os.geteuid() == 0:
-            for path in (self.paths.postgres_dir, self.data_dir, self.socket_dir, self.log_file):
+            for path in (self.cluster_dir, self.data_dir, self.socket_dir, self.log_file):
                 shutil.chown(path, "postgres", "postgres")
             # the postgres user must be able to walk down to its folder
-            probe = subprocess.run(_as_owner(["test", "-x", str(self.paths.postgres_dir)]))
+            probe = subprocess.run(
+                _as_owner(["test", "-x", str(self.cluster_dir)]), env=_environment()
+            )
             if probe.returncode != 0:
                 raise PipelineError(
-                    f"the postgres user cannot reach {self.paths.postgres_dir}: every folder "
-                    f"above it needs o+x (e.g. chmod o+x {self.paths.root})"
+                    f"the postgres user cannot reach {self.cluster_dir}: a folder above it "
+                    "is private to its owner; move the cluster to the postgres user's home "
+                    f"(delete {self.cluster_dir} if it holds nothing and run `up` again)"
                 )
+
+    def delete_cluster(self) -> None:
+        """Remove the cluster's folder and location record (the server must be stopped)."""
+        shutil.rmtree(self.cluster_dir, ignore_errors=True)
+        self.location_file.unlink(missing_ok=True)
 
     def running(self) -> bool:
         if not self.initialized():
@@ -153,6 +220,7 @@ class Postgres:
         status = subprocess.run(
             _as_owner([str(PG_BIN / "pg_ctl"), "status", "-D", str(self.data_dir)]),
             capture_output=True,
+            env=_environment(),
         )
         return status.returncode == 0
 

@@ -4,8 +4,12 @@ Two identities, each confined to its bucket: the MLflow server's (bucket `mlflow
 artifact store) and DVC's (bucket `dvc`, the DVC remote), so a DVC user cannot rewrite
 model artifacts behind MLflow's access control. Identities come from a 0600 JSON file:
 weed also reads AWS_* keys from its environment, but does not keep them, and a later
-start without them would serve every bucket to anonymous clients. `start` therefore
-checks that an anonymous request is refused before anyone uses the server.
+start without them would serve every bucket to anonymous clients.
+
+The S3 gateway is the one door of weed's ten listeners that takes a request without the
+team's certificate or a signed token; fakenews.team.s3_security says how the others are
+closed, and why that way. `start` knocks on the S3 port, the master and a volume without
+a key before anyone uses the server, and stops it if one opens.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from typing import Any
 import requests
 
 from fakenews.errors import PipelineError
-from fakenews.processes import PidFile, spawn_detached, wait_until_ready
+from fakenews.pidfile import PidFile
+from fakenews.processes import clean_environment, spawn_detached, wait_until_ready
 from fakenews.team.layout import Secrets, TeamPaths, write_private
+from fakenews.team.s3_security import WeedSecurity
 
 MLFLOW_BUCKET, DVC_BUCKET = "mlflow", "dvc"
 ARTIFACTS = f"s3://{MLFLOW_BUCKET}/artifacts"
@@ -109,6 +115,9 @@ def identities(secrets: Secrets) -> dict[str, Any]:
 class S3Server:
     paths: TeamPaths
     ports: dict[str, int]
+    # False: weed as it comes, every side door open; only bench.team starts it so, for the
+    # S3 throughput with the doors open next to the figure with them closed
+    closed: bool = True
 
     @property
     def endpoint(self) -> str:
@@ -124,7 +133,22 @@ class S3Server:
 
     @property
     def process(self) -> PidFile:
-        return PidFile(self.paths.pid_file("s3"), ("mini",))
+        return PidFile(self.paths.pid_file("s3"))
+
+    @property
+    def security(self) -> WeedSecurity:
+        return WeedSecurity(self.paths.s3_security_dir)
+
+    def url(self, listener: str) -> str:
+        return f"http://127.0.0.1:{self.ports[listener]}"
+
+    def grpc_sockets(self) -> list[Path]:
+        """The Unix sockets weed mini serves its gRPC ports on as well (hard-coded in /tmp)."""
+        return [
+            Path(f"/tmp/seaweedfs-{name.split('.')[0]}-grpc-{port}.sock")
+            for name, port in self.ports.items()
+            if name.endswith(".grpc")
+        ]
 
     def command(self) -> list[str]:
         data = self.paths.s3_dir
@@ -148,6 +172,7 @@ class S3Server:
             f"-filer.localSocket={self.paths.run_dir / 'filer.sock'}",
             f"-s3.localSocket={self.paths.run_dir / 's3.sock'}",
             f"-bucket={MLFLOW_BUCKET},{DVC_BUCKET}",
+            *(["-disableHttp"] if self.closed else []),
         ]
 
     def pid(self) -> int | None:
@@ -161,10 +186,18 @@ class S3Server:
             return None
 
     def start(self, secrets: Secrets, timeout: float = 60) -> int:
-        self.paths.s3_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for private in (self.paths.s3_dir, self.paths.run_dir):  # run/: the Unix sockets
+            private.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private.chmod(0o700)
         write_private(self.config_file, json.dumps(identities(secrets), indent=1))
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        pid = spawn_detached(self.command(), self.log_file, env, cwd=self.paths.s3_dir)
+        if self.closed:
+            self.security.write()
+        else:
+            self.security.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.security.remove()
+        # weed reads ./security.toml (then $HOME/.seaweedfs/): both are that folder's
+        home = self.security.folder
+        pid = spawn_detached(self.command(), self.log_file, clean_environment(home), cwd=home)
         self.process.write(pid)
         client = self.client(secrets, "TEAM_S3")
 
@@ -185,18 +218,39 @@ class S3Server:
             timeout,
             stop=self.stop,
         )
-        status = self.anonymous_status()
-        if status != 403:
+        if opened := self.open_doors():
             self.stop()
             raise PipelineError(
-                f"the S3 server at {self.endpoint} answered an anonymous request "
-                f"with HTTP {status}, not 403; stopped it rather than serve "
-                "artifacts to anyone"
+                f"the S3 server at {self.endpoint} answered without a key: {opened}; "
+                "stopped it rather than serve artifacts to anyone"
             )
         return pid
 
+    def open_doors(self) -> str:
+        """Which of three unsigned requests was not refused (empty when all were): a bucket
+        listing on the S3 port, a write token from the master, a read from a volume."""
+        knocks = [("an S3 listing", f"{self.endpoint}/{MLFLOW_BUCKET}", {403})]
+        if self.closed:
+            knocks += [
+                ("the master's /dir/assign", f"{self.url('master')}/dir/assign", {400}),
+                ("a volume read", f"{self.url('volume')}/1,0000000001", {401}),
+            ]
+        opened = []
+        for what, url, refusals in knocks:
+            try:
+                status = requests.get(url, timeout=5).status_code
+            except requests.RequestException:
+                continue  # nothing answered: closed
+            if status not in refusals:
+                opened.append(f"{what} got HTTP {status}")
+        return ", ".join(opened)
+
     def stop(self) -> bool:
-        return self.process.stop("SeaweedFS")
+        stopped = self.process.stop("SeaweedFS")
+        for leftover in self.grpc_sockets():  # weed leaves some behind when it stops
+            if leftover.is_socket() and leftover.lstat().st_uid == os.geteuid():
+                leftover.unlink(missing_ok=True)
+        return stopped
 
     def client(self, secrets: Secrets, identity: str = "TEAM_DVC"):
         """A boto3 S3 client as `identity` (TEAM_S3: the MLflow server's; TEAM_DVC: DVC's)."""

@@ -1,7 +1,12 @@
 """Start, stop and report on the whole team service: PostgreSQL, then S3, then MLflow.
 
-`up` resumes: the data stay in the team folder between `down` and `up`, and the ports of
-the last start are used again when free, so clients keep their MLFLOW_TRACKING_URI.
+`up` resumes: the data stay between `down` and `up`, and the ports of the last start are
+used again when free, so clients keep their MLFLOW_TRACKING_URI. The host is another
+matter: MLflow listens on 127.0.0.1 unless this very start says `--host`, and a start on
+any other address prints a warning line with the URI; state.json records the host of the
+server that runs, and no later start takes it from there. `up` also finishes or rolls
+back a password rotation a failure interrupted (fakenews.team.rotation), and creates the
+pipeline's experiment and registered model as admin (fakenews.team.accounts).
 A failed `up` stops whatever it started; `down` stops everything and checks that no
 port is left open.
 """
@@ -9,17 +14,20 @@ port is left open.
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets as random_secrets
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fakenews.data.params import DEFAULT_PARAMS, load_params
 from fakenews.errors import PipelineError
 from fakenews.processes import free_port, port_in_use
+from fakenews.team import rotation
+from fakenews.team.accounts import USERS
 from fakenews.team.layout import (
     ADMIN,
+    READER,
     TeamPaths,
     load_secrets,
     load_state,
@@ -27,11 +35,11 @@ from fakenews.team.layout import (
     team_paths,
     write_private,
 )
-from fakenews.team.mlflow_auth import USERS, MlflowServer
+from fakenews.team.mlflow_auth import MlflowServer
 from fakenews.team.postgres import Postgres
 from fakenews.team.s3 import S3Server, pick_ports
 
-DEFAULT_PORT = 5050
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5050
 Say = Callable[[str], None]
 
 
@@ -58,20 +66,26 @@ def _plan(paths: TeamPaths, host: str | None, port: int | None, allowed_hosts: s
     """The services on the last start's ports when they still run or the ports are free,
     on new free ports otherwise (only MLflow's port is one clients know)."""
     state = load_state(paths)
-    mlflow = MlflowServer(
-        paths,
-        host or state.get("host") or "127.0.0.1",
-        port or state.get("mlflow_port") or DEFAULT_PORT,
-        allowed_hosts=allowed_hosts or state.get("allowed_hosts"),
-    )
     previous = current(paths.root).mlflow if state else None
     if previous and previous.pid():  # running: keep it as it is
+        if host and host != previous.host:
+            raise PipelineError(
+                f"the MLflow server already runs on {previous.host}; stop it "
+                f"(`make team-down`) to start it on {host}"
+            )
         mlflow = previous
-    elif port_in_use("127.0.0.1", mlflow.port):
-        raise PipelineError(
-            f"port {mlflow.port} is taken; stop what listens there, or choose "
-            "another with --port (clients then need the new URI)"
+    else:
+        mlflow = MlflowServer(
+            paths,
+            host or DEFAULT_HOST,  # never the last start's: a public host holds for one start
+            port or state.get("mlflow_port") or DEFAULT_PORT,
+            allowed_hosts=allowed_hosts or state.get("allowed_hosts"),
         )
+        if port_in_use("127.0.0.1", mlflow.port):
+            raise PipelineError(
+                f"port {mlflow.port} is taken; stop what listens there, or choose "
+                "another with --port (clients then need the new URI)"
+            )
     s3 = S3Server(paths, state.get("s3_ports") or {})
     if not (s3.ports and (s3.pid() or all(_usable(p) for p in s3.ports.values()))):
         s3 = S3Server(paths, pick_ports())
@@ -111,18 +125,35 @@ def _stop_on_failure(stops: list[Callable[[], object]]) -> Iterator[None]:
         raise
 
 
+def pipeline_names(params_path: Path | str = DEFAULT_PARAMS) -> tuple[list[str], list[str]]:
+    """The experiment and the registered model the pipeline writes to (params.yaml)."""
+    params = load_params(params_path)
+    return [params.tracking.experiment], [params.evaluate.registered_model]
+
+
+def public_warning(mlflow: MlflowServer) -> str:
+    return (
+        f"warning: the MLflow server listens on {mlflow.host}:{mlflow.port} for this start only "
+        f"(http://{socket.gethostname()}:{mlflow.port} from other machines, {mlflow.uri} "
+        "here); only its logins stand in the way: firewall the port and put TLS in front "
+        "(docs/team.md, threat model)"
+    )
+
+
 def up(
     root: Path | str | None = None,
     host: str | None = None,
     port: int | None = None,
     allowed_hosts: str | None = None,
+    params_path: Path | str = DEFAULT_PARAMS,
     say: Say = print,
 ) -> Team:
     """Start whatever is not running yet (so `up` also restarts a service that died);
-    returns the team once MLflow answers as admin."""
+    returns the team once MLflow answers as admin and the pipeline's names are admin's."""
     paths = team_paths(root)
     paths.root.mkdir(parents=True, exist_ok=True)
     secrets = load_secrets(paths, create=True)
+    experiments, models = pipeline_names(params_path)
     team = _plan(paths, host, port, allowed_hosts)
     state = load_state(paths)
     started: list[Callable[[], object]] = []
@@ -130,8 +161,8 @@ def up(
     with _stop_on_failure(started):
         pg = team.postgres
         if not pg.initialized():
-            say(f"creating the PostgreSQL cluster in {pg.data_dir}")
             pg.init()
+            say(f"created the PostgreSQL cluster in {pg.data_dir}")
         if not pg.running():
             pg.start()
             started.append(pg.stop)
@@ -141,22 +172,31 @@ def up(
             team.s3.start(secrets)
             started.append(team.s3.stop)
         say(f"S3          {team.s3.endpoint}  ({time.monotonic() - began:.1f}s)")
-        if team.mlflow.pid() is None:
-            team.mlflow.start(pg, team.s3, secrets, bootstrap=not state.get("auth_initialized"))
-            started.append(team.mlflow.stop)
-        team.mlflow.ensure_users(secrets)
+        mlflow = team.mlflow
+        if mlflow.public:
+            say(public_warning(mlflow))
+        if mlflow.pid() is None:
+            mlflow.start(pg, team.s3, secrets, bootstrap=not state.get("auth_initialized"))
+            started.append(mlflow.stop)
+        rotation.settle(mlflow, say)
+        secrets = load_secrets(paths)
+        admin = (ADMIN, secrets["TEAM_ADMIN_PASSWORD"])
+        mlflow.check_admin(admin[1])
+        mlflow.accounts.ensure_reader(admin, secrets["TEAM_READER_PASSWORD"])
+        if created := mlflow.accounts.ensure_names(admin, experiments, models):
+            say(f"created as {ADMIN}: {', '.join(created)}")
         save_state(
             paths,
             {
-                "host": team.mlflow.host,
-                "mlflow_port": team.mlflow.port,
-                "allowed_hosts": team.mlflow.allowed_hosts,
+                "host": mlflow.host,  # of the server now running: status and down need it
+                "mlflow_port": mlflow.port,
+                "allowed_hosts": mlflow.allowed_hosts,
                 "postgres_port": pg.port,
                 "s3_ports": team.s3.ports,
                 "auth_initialized": True,
             },
         )
-        team.mlflow.write_client_envs(secrets)
+        mlflow.write_client_envs(secrets)
         write_private(
             paths.client_env("dvc-s3"),
             "".join(
@@ -168,7 +208,7 @@ def up(
             ),
         )
     say(f"MLflow      {team.uri}  ({time.monotonic() - began:.1f}s), users: {', '.join(USERS)}")
-    say(f"clients: set -a; . {paths.client_env(ADMIN)}; set +a   (or reader.env: read-only)")
+    say(f"clients: set -a; . {paths.client_env(ADMIN)}; set +a   (or {READER}.env: read-only)")
     return team
 
 
@@ -216,27 +256,15 @@ def status(root: Path | str | None = None) -> tuple[bool, list[str]]:
 
 
 def rotate(user: str, root: Path | str | None = None, say: Say = print) -> None:
-    """A new random password for `admin` or `reader`, on the server and in secrets.env."""
-    if user not in USERS:
-        raise PipelineError(f"can rotate {', '.join(USERS)}, not {user!r}")
-    if os.environ.get(USERS[user]):
-        raise PipelineError(
-            f"{USERS[user]} is set in the environment, which wins over "
-            f"{team_paths(root).secrets_file}: change it where it is set, "
-            "then rotate by hand (docs/team.md)"
-        )
-    team = current(root)
-    secrets = load_secrets(team.paths)
-    new = random_secrets.token_urlsafe(24)
-    team.mlflow.set_password(user, new, ("admin", secrets["TEAM_ADMIN_PASSWORD"]))
-    secrets.values[USERS[user]] = new
-    text = team.paths.secrets_file.read_text(encoding="utf-8").splitlines(keepends=True)
-    write_private(
-        team.paths.secrets_file,
-        "".join(
-            f"{USERS[user]}={new}\n" if line.startswith(f"{USERS[user]}=") else line
-            for line in text
-        ),
-    )
-    team.mlflow.write_client_envs(secrets)
-    say(f"rotated the password of {user}: {team.paths.client_env(user)} has the new one")
+    """A new random password for `admin` or `reader`, crash-safe (fakenews.team.rotation)."""
+    rotation.rotate(current(root).mlflow, user, say)
+
+
+def grant_create(
+    user: str, root: Path | str | None = None, revoke: bool = False, say: Say = print
+) -> None:
+    """Let `user` create experiments and registered models (role `creators`), or no more."""
+    mlflow = current(root).mlflow
+    admin = (ADMIN, load_secrets(mlflow.paths)["TEAM_ADMIN_PASSWORD"])
+    mlflow.accounts.set_creator(user, admin, allowed=not revoke)
+    say(f"{user} {'may no longer' if revoke else 'may now'} create experiments and models")

@@ -15,7 +15,8 @@ import requests
 from mlflow.exceptions import MlflowException
 
 from fakenews.errors import PipelineError
-from fakenews.tracking.server import server_config, server_healthy, tracking_settings
+from fakenews.tracking.recognition import server_healthy
+from fakenews.tracking.server import server_config, tracking_settings
 
 
 def tracking_uri() -> str:
@@ -80,6 +81,12 @@ def _refusal(uri: str, status: int, endpoint: str) -> PipelineError:
             f"the MLflow server at {uri} refused the login of user {user!r} "
             "(HTTP 401): MLFLOW_TRACKING_PASSWORD is not that user's password, "
             f"or MLFLOW_TRACKING_USERNAME names no user; {setup}"
+        )
+    if endpoint.endswith("/create"):  # the team server lets admins and `creators` create
+        return PipelineError(
+            f"the MLflow server at {uri} refused user {user!r} access to {endpoint} "
+            "(HTTP 403): creating experiments and registered models needs an admin or the "
+            "role 'creators' (MLFLOW_TRACKING_USERNAME/PASSWORD; an admin grants it, docs/team.md)"
         )
     return PipelineError(
         f"the MLflow server at {uri} refused user {user!r} access to {endpoint} "

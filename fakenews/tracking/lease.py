@@ -10,9 +10,10 @@ promoter does share is the tracking server, so the lock lives there, as a lease:
 - the lock of model M is the registered model `M.promotion-lock.<n>` with the highest
   generation n. Creating a registered model is atomic on every MLflow backend (the name
   is unique: SQLite and PostgreSQL alike refuse a second create, RESOURCE_ALREADY_EXISTS),
-  needs no permission beyond a login (MLflow checks none for creating), and every user
-  can read it (default_permission READ): the same lock for the local and the team server
-  and for every user;
+  and every user can read it (default_permission READ): the same lock for the local and
+  the team server. Taking it is a create, which the team server allows admins and the
+  role `creators` only (fakenews.team.mlflow_app), so a read-only user can neither
+  promote nor hold a lock that makes promoters wait;
 - acquire: while the highest generation is live, wait; else create generation n+1. Of
   contenders creating the same name one wins; the others wait for it;
 - a lease is live until its holder releases it (deletes its own lock, or tags it

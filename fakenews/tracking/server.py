@@ -21,20 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
 
 from fakenews.data.params import DEFAULT_PARAMS, PROJECT_ROOT, load_params
 from fakenews.data.tool_sections import TrackingParams
 from fakenews.errors import PipelineError
+from fakenews.pidfile import PidFile
 from fakenews.processes import (
     alive,
     check_bind_host,
+    clean_environment,
     free_port,
+    listening_ports,
     port_in_use,
-    process_matching,
     spawn_detached,
     wait_until_ready,
 )
+from fakenews.tracking.recognition import answers_as_mlflow, our_server, who_listens
 
 # The server must not phone home, and the job-execution consumer (an extra process used for
 # GenAI evaluation jobs) is of no use here.
@@ -80,6 +82,18 @@ class ServerConfig:
     def log_file(self) -> Path:
         return self.workdir / "mlflow" / "server.log"
 
+    @property
+    def process(self) -> PidFile:
+        return PidFile(self.pid_file)
+
+    def ours(self) -> psutil.Process | None:
+        """Our server (recognition.our_server) when it holds the port, else None."""
+        return our_server(self.process, self.port)
+
+    def holder(self) -> str:
+        """What holds the port, in words (recognition.who_listens)."""
+        return who_listens(self.uri, self.port)
+
     def command(self) -> list[str]:
         return [
             sys.executable, "-m", "mlflow", "server",
@@ -124,41 +138,24 @@ class ServerHandle:
         return self.config.uri
 
 
-def server_healthy(uri: str, timeout: float = 2.0) -> bool:
-    """Whether GET <uri>/health answers 200."""
-    try:
-        return requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def read_pid(config: ServerConfig) -> int | None:
-    try:
-        return int(config.pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _server_process(pid: int | None) -> psutil.Process | None:
-    """The live `mlflow server` process with this PID, or None (guards against PID reuse)."""
-    return process_matching(pid, "mlflow", "server")
+def _port_taken(config: ServerConfig) -> PipelineError:
+    return PipelineError(
+        f"port {config.port} on {config.host} is taken by {config.holder()}: not the "
+        f"MLflow server started from {config.workdir} ({config.pid_file} names no live "
+        "server of ours there); stop it, or choose another port with --port or "
+        "`tracking: port:` in params.yaml"
+    )
 
 
 def _spawn(config: ServerConfig) -> int:
-    from fakenews.data.io import (
-        atomic_path,  # here: it imports pandas, which `url` does not need
-    )
-
     for folder in (config.pid_file.parent, config.backend_store.parent, config.artifact_root):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise PipelineError(f"{folder}: cannot create it for the server: {err}") from None
-    pid = spawn_detached(
-        config.command(), config.log_file, {**os.environ, **SERVER_ENV}, cwd=config.workdir
-    )
-    with atomic_path(config.pid_file) as tmp:
-        tmp.write_text(f"{pid}\n")
+    env = clean_environment(config.pid_file.parent, **SERVER_ENV)
+    pid = spawn_detached(config.command(), config.log_file, env, cwd=config.workdir)
+    config.process.write(pid)
     return pid
 
 
@@ -172,14 +169,18 @@ def start_server(
     timeout: float = 90.0,
     say: Callable[[str], None] = print,
 ) -> ServerHandle:
-    """Start a detached `mlflow server` unless one already answers; wait until it is healthy."""
+    """Start a detached `mlflow server` unless ours already runs; wait until it answers.
+    PipelineError, naming the port and what holds it, when anything else listens there."""
     config = server_config(workdir, port, backend_store, artifact_root, params_path)
     check_bind_host(config.host, authenticated=False, setting=f"{params_path}: tracking.host")
-    if server_healthy(config.uri):
-        say(f"MLflow server already running at {config.uri}")
-        return ServerHandle(config, read_pid(config))
     began = time.monotonic()
-    proc = _server_process(read_pid(config))
+    proc = config.process.process()
+    if port_in_use(config.host, config.port):
+        if proc is None or config.port not in listening_ports(proc):
+            raise _port_taken(config)
+        if answers_as_mlflow(config.uri):
+            say(f"MLflow server already running at {config.uri} (pid {proc.pid})")
+            return ServerHandle(config, proc.pid)
     if proc is not None and str(config.port) not in proc.cmdline():
         raise PipelineError(
             f"the MLflow server from {config.workdir} (pid {proc.pid}) listens on another port; "
@@ -188,30 +189,19 @@ def start_server(
     if proc is not None:
         say(f"MLflow server (pid {proc.pid}) is still starting; waiting for it")
         pid = proc.pid
-    elif port_in_use(config.host, config.port):
-        raise PipelineError(
-            f"port {config.port} on {config.host} is taken by a program that is not a healthy "
-            f"MLflow server ({config.uri}/health does not answer); stop it or choose another "
-            "port with --port or `tracking: port:` in params.yaml"
-        )
     else:
         pid = _spawn(config)
         say(f"started MLflow server (pid {pid}) at {config.uri}, log: {config.log_file}")
     handle = ServerHandle(config, pid, started=True)
 
     def running() -> bool:
-        # Our own child, seconds old: alive is enough. Matching its command line as for a PID
-        # file can fail while a loaded machine is still exec-ing it, and would call it dead.
-        try:
-            if alive(psutil.Process(pid)):
-                return True
-        except psutil.Error:
-            pass
+        if config.process.live() == pid:
+            return True
         config.pid_file.unlink(missing_ok=True)
         return False
 
     wait_until_ready(
-        lambda: server_healthy(config.uri, timeout=1.0),
+        lambda: config.ours() is not None and answers_as_mlflow(config.uri, timeout=1.0),
         running,
         "the MLflow server",
         config.log_file,
@@ -226,16 +216,17 @@ def start_server(
 def stop_server(
     handle: ServerHandle, timeout: float = 15.0, say: Callable[[str], None] = print
 ) -> bool:
-    """Terminate the server's process group (SIGTERM, then SIGKILL); False if none was running."""
+    """Terminate the server's process group (SIGTERM, then SIGKILL); False if none was running.
+    Only the process the PID file identifies is signalled, never one that merely answers."""
     config = handle.config
-    proc = _server_process(handle.pid)
-    if proc is None:
-        if handle.pid is not None and read_pid(config) == handle.pid:
+    proc = config.process.process()
+    if proc is None or (handle.pid is not None and proc.pid != handle.pid):
+        if proc is None:
             config.pid_file.unlink(missing_ok=True)
-        if server_healthy(config.uri):
+        if port_in_use(config.host, config.port):
             say(
-                f"a server answers at {config.uri}, but it was not started from "
-                f"{config.workdir} (no live PID in {config.pid_file}); not stopping it"
+                f"port {config.port} is held by {config.holder()}, not by a server "
+                f"started from {config.workdir}; not stopping it"
             )
         else:
             say(f"no MLflow server is running at {config.uri}")
@@ -259,8 +250,7 @@ def stop_server(
         procs = [p for p in procs if alive(p)]
         if not procs:
             break
-    if read_pid(config) == proc.pid:
-        config.pid_file.unlink(missing_ok=True)
+    config.pid_file.unlink(missing_ok=True)
     say(f"stopped MLflow server (pid {proc.pid}) started from {config.workdir}")
     return True
 
@@ -279,14 +269,17 @@ def running_server(
 
 
 def server_status(config: ServerConfig) -> tuple[bool, str]:
-    pid = read_pid(config)
-    proc = _server_process(pid)
-    healthy = server_healthy(config.uri)
-    if healthy and proc:
+    proc = config.process.process()
+    if config.ours() is not None and answers_as_mlflow(config.uri):
         return True, f"running at {config.uri} (pid {proc.pid}), healthy"
-    if healthy:
-        return True, f"a server answers at {config.uri}, but not one started from {config.workdir}"
+    if port_in_use(config.host, config.port) and (
+        proc is None or config.port not in listening_ports(proc)
+    ):
+        return False, (
+            f"port {config.port} is held by {config.holder()}, not by a server "
+            f"started from {config.workdir}"
+        )
     if proc:
-        return False, f"process {proc.pid} is running but {config.uri}/health does not answer yet"
-    stale = f" (stale PID file {config.pid_file} names {pid})" if pid is not None else ""
+        return False, f"process {proc.pid} is running but does not answer at {config.uri} yet"
+    stale = f" (stale PID file {config.pid_file})" if config.pid_file.exists() else ""
     return False, f"not running at {config.uri}{stale}"
