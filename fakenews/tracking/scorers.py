@@ -144,34 +144,39 @@ class CleanedTokensScorer:
         self.batch_size = int(config.get("batch_size", 256))
 
     def score(self, titles: list[str]) -> np.ndarray:
-        return self.probabilities(self.token_ids(titles))
+        return self.probabilities(*self.token_ids(titles))
 
-    def token_ids(self, titles: list[str]) -> np.ndarray:
-        """NLTK cleaning, then the vocabulary lookup, both in Python: [titles, max_length] ids."""
+    def token_ids(self, titles: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Cleaning (fakenews.text), then the vocabulary: [titles, max_length] padded ids
+        and each title's count of ids."""
         from fakenews.text import clean_titles
 
         return self.encode(clean_titles(titles, self.cleaning))
 
-    def encode(self, tokens: list[list[str]]) -> np.ndarray:
-        from fakenews.vocabulary import encode
+    def encode(self, tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        from fakenews.vocabulary import encode_many
 
         spec = self.config["encode"]
-        return np.array(
-            [encode(t, self.index, int(spec["max_length"]), spec["padding"]) for t in tokens],
-            dtype=np.int32,
-        )
+        return encode_many(tokens, self.index, int(spec["max_length"]), spec["padding"])
 
-    def probabilities(self, ids: np.ndarray) -> np.ndarray:
-        """The LSTM graph over token ids, batch_size rows per call."""
+    def probabilities(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The LSTM graph over token ids, batch_size rows per call. A length-invariant
+        model (fakenews.models.lstm) gets rows of similar length, each batch cut to its
+        longest row: the padding columns no row uses never run through the LSTM."""
         import tensorflow as tf
 
-        out = [
-            next(iter(self.serve(tf.constant(ids[i : i + self.batch_size])).values()))
-            .numpy()
-            .reshape(-1)
-            for i in range(0, len(ids), self.batch_size)
-        ]
-        return np.concatenate(out)
+        spec = self.config["encode"]
+        rows, width = ids.shape
+        cut = spec["cut_to_longest"]
+        order = np.argsort(lengths, kind="stable") if cut else np.arange(rows)
+        probabilities = np.empty(rows)
+        for start in range(0, rows, self.batch_size):
+            batch = order[start : start + self.batch_size]
+            keep = max(1, int(lengths[batch].max())) if cut else width
+            columns = slice(width - keep, None) if spec["padding"] == "pre" else slice(0, keep)
+            result = self.serve(tf.constant(ids[batch, columns]))
+            probabilities[batch] = next(iter(result.values())).numpy().reshape(-1)
+        return probabilities
 
 
 class TfidfScorer:
