@@ -28,6 +28,7 @@ from fakenews.data.io import atomic_path
 from fakenews.data.params import PROJECT_ROOT
 from fakenews.data.sections import Params
 from fakenews.errors import PipelineError, cli_errors
+from tools import bench_figures
 
 PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
@@ -241,6 +242,7 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "promotion": promotion,
     "paired": paired,
     "team-load": team_load,
+    "throughput": bench_figures.throughput,
     "params-reference": params_reference,
 }
 
