@@ -31,6 +31,23 @@ def read_bench(name: str, section: str) -> dict[str, Any]:
     return report[section]
 
 
+LSTM_PARTS = {
+    "cleaning": "cleaning",
+    "vocabulary_lookup": "vocabulary lookup",
+    "tensorflow": "TensorFlow",
+}
+
+
+def op_shares(profile: dict[str, Any]) -> str:
+    """The kinds of op time from the largest, those under one percent left out."""
+    shares = sorted(profile["share"].items(), key=lambda item: -item[1])
+    return ", ".join(f"{kind} {share:.0%}" for kind, share in shares if share >= 0.01)
+
+
+def times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
 def runs(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
 
@@ -49,7 +66,7 @@ def throughput() -> list[str]:
     lines = [
         f"Measured at commit `{figures['commit'][:10]}` by `make bench-throughput` "
         f"(metrics/bench_throughput.json) on {figures['machine']['cpus']} CPUs: "
-        f"`pyfunc.load_model(...).predict` on the corpus {protocol['corpus_repeats']} times "
+        f"`pyfunc.load_model(...).predict` on the corpus {times(protocol['corpus_repeats'])} "
         f"over ({protocol['headlines']:,} headlines), {protocol['runs']} runs of "
         f"{protocol['rounds_per_run']} rounds interleaving the variants with the matmul bound, "
         f"each run's best of each; best bound probed {bound_text}.",
@@ -64,9 +81,14 @@ def throughput() -> list[str]:
     for variant, name in names.items():
         if variant in bert:
             fig = bert[variant]
+            own_bound = (
+                f" (of the bfloat16 bound: {runs(fig['ratio_bfloat16'])})"
+                if variant == "bfloat16" and "ratio_bfloat16" in fig
+                else ""
+            )
             lines.append(
                 f"| {name} | {fig['items_per_second_best']:,.0f} | "
-                f"{runs(fig['ratio_float32'])} | {runs(bert[f'{variant}_speedup'])} |"
+                f"{runs(fig['ratio_float32'])}{own_bound} | {runs(bert[f'{variant}_speedup'])} |"
             )
     lines.append(
         f"| LSTM | {lstm['items_per_second_best']:,.0f} | – | – |",
@@ -80,14 +102,16 @@ def throughput() -> list[str]:
             f"{full['roc_auc']:.4f}; the largest probability change "
             f"{bert['bfloat16']['max_abs_probability_difference']:.4f}."
         )
-    for precision, profile in bert["op_time"].items():
-        shares = ", ".join(f"{kind} {share:.0%}" for kind, share in profile["share"].items())
-        lines.append(f"Op time of a BERT {precision} pass: {shares}.")
+    for precision in ("float32", "bfloat16"):
+        if precision in bert["op_time"]:
+            lines.append(
+                f"Op time of a BERT {precision} pass: {op_shares(bert['op_time'][precision])}."
+            )
     lines.append(
         f"The tokenizer takes {bert['tokenizer_share_of_float32']:.0%} of a float32 pass. "
         f"The LSTM: {lstm['first_call_items_per_second']:,.0f} headlines/s on a fresh model's "
         f"first call (no word cleaned yet); warm, "
-        + ", ".join(f"{k.replace('_', ' ')} {v:.0%}" for k, v in lstm["time_share"].items())
+        + ", ".join(f"{LSTM_PARTS.get(k, k)} {v:.0%}" for k, v in lstm["time_share"].items())
         + " of its time."
     )
     return lines
