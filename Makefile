@@ -81,11 +81,10 @@ lint: $(STAMP)  ## ruff: lint and formatting check (settings in pyproject.toml);
 	ruff check .
 	ruff format --check .
 
-bench: $(STAMP)  ## benchmark a full, no-op and incremental repro, inference, quality, throughput vs bound (~50 min)
+bench: $(STAMP)  ## benchmark a full, no-op and incremental repro, inference, quality, throughput vs bound: metrics/bench.json (~60 min)
 	python -m bench $(BENCH_ARGS)
-	python -m bench.throughput
 
-bench-throughput: $(STAMP)  ## scoring/training throughput of this repro's models vs the matmul bound (~10 min)
+bench-throughput: $(STAMP)  ## scoring/training throughput of this repro's models vs the matmul bound: metrics/bench_throughput.json (~15 min)
 	python -m bench.throughput $(BENCH_ARGS)
 
 server: $(STAMP)  ## start the local MLflow tracking server (no-op when one answers)
@@ -112,7 +111,7 @@ bench-team: $(STAMP)  ## attacks refused, S3 with doors closed vs open, load and
 bench-faults: $(STAMP)  ## fault report: bad inputs refused, SIGKILLed writers intact, promotion races (~6 min)
 	python -m bench.faults $(BENCH_ARGS)
 
-bench-suite: $(STAMP) $(CHROMIUM)  ## where make test's time goes: CPU-minutes by kind of process (~8 min)
+bench-suite: $(STAMP) $(CHROMIUM)  ## where make test's time goes, by kind of process: metrics/bench_suite.json (~8 min)
 	python -m bench.suite $(BENCH_ARGS)
 
 .PHONY: score

@@ -35,8 +35,7 @@ from typing import Any
 
 import yaml
 
-from bench.output import say
-from fakenews.data.io import write_json
+from bench.output import say, write_bench
 from fakenews.data.params import PROJECT_ROOT, ParamsError, load_params, read_params
 from tests.support.commands import SHARED_DATA, subprocess_env
 
@@ -301,8 +300,7 @@ def main() -> None:
         figures["kills"] = kills(work, args.kill_repeats)
         say(f"promotion: {args.rounds} races of two promoters, then a promoter killed at each step")
         figures["promotion"] = promotion(work, local, args.rounds)
-    write_json(figures, args.out)
-    say(f"figures written to {args.out}")
+    write_bench(args.out, figures)
     counts = {
         f"bad inputs ({kind})": figures["bad_inputs"][kind]
         for kind in ("ingest", "score", "params")

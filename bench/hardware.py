@@ -7,9 +7,12 @@
   (layers, hidden, intermediate) and the headline's real WordPiece count with [CLS] and
   [SEP], attention's L^2 term included. Embedding lookups, layer norms, softmax and the
   classifier head are left out: the bound counts only the work a matmul must do.
-- `Interleaved`: the machine is shared, so a bound measured minutes before a throughput
-  says little. Each round measures the bound right before and right after the work and
-  divides by their mean; wall time and process CPU time are both kept.
+- `Interleaved`: the machine is shared and its speed drifts up to 2x within minutes, so
+  a bound measured minutes before a throughput says little. Rounds interleave the bound
+  with each work (bound, A, bound, B, ..., bound); a run keeps the best of its rounds of
+  each (the machine only ever runs slower than idle, never faster) and divides the work's
+  best rate by the bound's best. Several runs give the spread; wall time and process CPU
+  time are both kept.
 """
 
 from __future__ import annotations
@@ -109,40 +112,48 @@ def encoder_flops(lengths: np.ndarray, config: dict[str, int]) -> np.ndarray:
 
 
 class Interleaved:
-    """Rounds of (bounds, work A, bounds, work B, ..., bounds): each work's rate is divided by
-    the mean of the bounds measured right before and right after it, in that round."""
+    """Runs of rounds (bounds, work A, bounds, work B, ..., bounds). In each run, a work's
+    rate and a bound's GFLOPS are the best of the run's rounds, and the work's ratio to
+    the bound is the quotient of the two bests."""
 
     def __init__(self, bounds: dict[str, MatmulBound], flops_per_item: float) -> None:
         self.bounds, self.flops_per_item = bounds, flops_per_item
 
     def measure(
-        self, works: dict[str, Callable[[], Any]], items: int, rounds: int
+        self, works: dict[str, Callable[[], Any]], items: int, rounds: int, runs: int = 1
     ) -> dict[str, dict[str, Any]]:
         for work in works.values():
             work()  # warm-up: tracing and first-call graph rewrites are not throughput
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in works}
+        per_run: dict[str, list[dict[str, float]]] = {name: [] for name in works}
+        for _ in range(runs):
+            best = self._run(works, items, rounds)
+            for name in works:
+                per_run[name].append(best[name])
+        return {name: self._summary(figures) for name, figures in per_run.items()}
+
+    def _run(
+        self, works: dict[str, Callable[[], Any]], items: int, rounds: int
+    ) -> dict[str, dict[str, float]]:
+        rates = {name: (0.0, 0.0) for name in works}  # best (wall, CPU-time) items/s
+        bounds = {name: (0.0, 0.0) for name in self.bounds}  # best (wall, CPU-time) GFLOPS
+        self._probe(bounds)
         for _ in range(rounds):
-            before = self._bounds()
             for name, work in works.items():
                 seconds, cpu_seconds = timed(work)
-                after = self._bounds()
-                runs[name].append(
-                    self._figures(items / seconds, items / cpu_seconds, before, after)
-                )
-                before = after
-        return {name: self._summary(figures) for name, figures in runs.items()}
+                rates[name] = tuple(map(max, rates[name], (items / seconds, items / cpu_seconds)))
+                self._probe(bounds)
+        return {name: self._figures(rate, bounds) for name, rate in rates.items()}
 
-    def _bounds(self) -> dict[str, tuple[float, float]]:
-        return {name: bound() for name, bound in self.bounds.items()}
+    def _probe(self, bounds: dict[str, tuple[float, float]]) -> None:
+        for name, bound in self.bounds.items():
+            bounds[name] = tuple(map(max, bounds[name], bound()))
 
-    def _figures(self, rate: float, rate_cpu: float, before: dict, after: dict) -> dict[str, float]:
-        figures = {"items_per_second": rate}
-        for name in self.bounds:
-            wall = (before[name][0] + after[name][0]) / 2 * 1e9
-            cpu = (before[name][1] + after[name][1]) / 2 * 1e9
-            figures[f"{name}_gflops"] = wall / 1e9
-            figures[f"ratio_{name}"] = rate * self.flops_per_item / wall
-            figures[f"ratio_{name}_cpu_time"] = rate_cpu * self.flops_per_item / cpu
+    def _figures(self, rate: tuple[float, float], bounds: dict) -> dict[str, float]:
+        figures = {"items_per_second": rate[0]}
+        for name, (wall, cpu) in bounds.items():
+            figures[f"{name}_gflops"] = wall
+            figures[f"ratio_{name}"] = rate[0] * self.flops_per_item / (wall * 1e9)
+            figures[f"ratio_{name}_cpu_time"] = rate[1] * self.flops_per_item / (cpu * 1e9)
         return figures
 
     def _summary(self, runs: list[dict[str, float]]) -> dict[str, Any]:
@@ -152,6 +163,7 @@ class Interleaved:
         }
         for name in self.bounds:
             ratios = [r[f"ratio_{name}"] for r in runs]
+            summary[f"ratio_{name}"] = [round(x, 3) for x in ratios]
             summary[f"ratio_{name}_best"] = round(max(ratios), 3)
             summary[f"ratio_{name}_median"] = round(statistics.median(ratios), 3)
             summary[f"ratio_{name}_cpu_time_median"] = round(

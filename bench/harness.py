@@ -13,9 +13,12 @@ and nothing touches the project's data or tracking store:
 5. batch throughput of each logged pyfunc model, and the latency of single requests
    to `mlflow models serve` on the champion;
 6. test-split quality of every model beside the references, and the LSTM's spread over
-   seeds (bench.quality).
+   seeds (bench.quality);
+7. scoring and training throughput of the rebuilt models against the matmul bound
+   measured beside them (bench.throughput).
 
-It prints a table and writes metrics/bench.json. It is not part of the test suite.
+It prints a table and writes the whole of metrics/bench.json, stamped with the commit
+(bench.output), the machine's measured bounds at its top. It is not part of the test suite.
 """
 
 from __future__ import annotations
@@ -25,22 +28,21 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import yaml
 
+from bench import throughput
 from bench.inference import pyfunc_throughput, serve_latency
-from bench.output import say
+from bench.output import say, write_bench
 from bench.quality import default_seeds, quality_report, quality_table, render_quality
-from bench.sampling import StageSampler
+from bench.sampling import timed_repro
 from fakenews import TENSORFLOW_ENV
-from fakenews.data.io import read_json, write_json
+from fakenews.data.io import read_json
 from fakenews.data.params import PROJECT_ROOT
 from fakenews.data.splits import load_splits
 from tests.support.sandbox import TINY_PROFILE
@@ -49,40 +51,6 @@ STAGES = ["ingest", "clean", "embed", "split", "train_lstm", "train_bert", "eval
 TRAINING_STAGES = ["train_lstm", "train_bert"]
 DEEP_MODELS = ["lstm", "bert"]
 # --- dvc repro ------------------------------------------------------------------------
-
-
-def timed_repro(repo: Path, env: dict[str, str], sample: bool = False) -> dict[str, Any]:
-    """Run `dvc repro`, echo its stage lines, and time it (and, optionally, every stage)."""
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        ["dvc", "repro"],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    sampler = StageSampler(proc.pid) if sample else None
-    if sampler:
-        sampler.start()
-    ran, output = [], []
-    for line in proc.stdout:
-        output.append(line)
-        if line.startswith("Running stage '"):
-            ran.append(line.split("'")[1])
-            say(f"  stage {ran[-1]} ({time.monotonic() - started:.0f} s in)")
-    returncode = proc.wait()
-    seconds = time.monotonic() - started
-    if sampler:
-        sampler.done.set()
-        sampler.join()
-    if returncode != 0:
-        raise SystemExit(f"bench: dvc repro failed in {repo}:\n{''.join(output[-40:])}")
-    return {
-        "seconds": round(seconds, 2),
-        "ran": ran,
-        "stages": sampler.figures() if sampler else {},
-    }
 
 
 def set_params(repo: Path, changes: dict[str, dict[str, Any]]) -> None:
@@ -178,11 +146,20 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             f"models:/{registered}@champion", env, titles[: args.serve_requests]
         )
         overhead = logging_overhead(server.uri, experiment, full["stages"])
+    say("throughput against the matmul bound (bench.throughput)")
+    speeds = throughput.run(throughput.build_parser().parse_args([]), root=repo)
+    bounds = speeds["bert_scoring"]["float32"]
     return {
-        "profile": args.profile,
+        "settings": {"profile": args.profile, "incremental_param": args.incremental_param},
         "machine": {
             "cpus": psutil.cpu_count(),
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            # the best matmul rate probed during the throughput runs
+            "matmul_bound_gflops": {
+                name.removesuffix("_gflops"): max(rates)
+                for name, rates in bounds.items()
+                if name.endswith("_gflops")
+            },
         },
         "repro": {
             "full_seconds": full["seconds"],
@@ -198,6 +175,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "pyfunc": inference,
         "serve": serving,
         "quality": quality,
+        "throughput": speeds,
     }
 
 
@@ -217,8 +195,9 @@ def sandbox_env(uri: str, experiment: str) -> dict[str, str]:
 def render(report: dict[str, Any]) -> str:
     repro, lines = report["repro"], []
     lines.append(
-        f"profile {report['profile']} on {report['machine']['cpus']} CPUs, "
-        f"{report['machine']['memory_gib']} GiB"
+        f"profile {report['settings']['profile']} on {report['machine']['cpus']} CPUs, "
+        f"{report['machine']['memory_gib']} GiB, matmul bound "
+        f"{report['machine']['matmul_bound_gflops']} GFLOPS"
     )
     lines.append(f"full dvc repro (empty cache)  {repro['full_seconds']:8.1f} s")
     lines.append(
@@ -263,6 +242,7 @@ def render(report: dict[str, Any]) -> str:
                 f"{'':19s}{q['roc_auc']:.3f}    after {inc['changed']}"
             )
     lines.extend(render_quality(report["quality"], after))
+    lines += ["", throughput.render(report["throughput"])]
     return "\n".join(lines)
 
 
@@ -310,9 +290,8 @@ def main(argv: list[str] | None = None) -> None:
             say(f"sandbox kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    write_json(report, args.out)
+    write_bench(args.out, report)
     print(render(report))
-    say(f"figures written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ and the LSTM's spread over seeds.
 `python -m bench` calls it on its sandbox after the full `dvc repro`. On its own,
 `python -m bench.quality` reads this project's outputs (after `make repro`), retrains the
 LSTM in-process with each seed (no tracking server; same params, data and vocabulary
-rules as the stage) and updates only the `quality` key of metrics/bench.json.
+rules as the stage) and writes metrics/bench_quality.json (bench.output).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.output import write_bench_key
+from bench.output import write_bench
 from fakenews.data.io import read_json
 from fakenews.data.params import PROJECT_ROOT, load_params
 from fakenews.data.splits import load_splits
@@ -180,14 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--out",
-        default=str(PROJECT_ROOT / "metrics" / "bench.json"),
-        help="the bench figures whose `quality` key is replaced (default: %(default)s)",
+        default=str(PROJECT_ROOT / "metrics" / "bench_quality.json"),
+        help="where to write the figures (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     repo = Path(args.repo)
     seeds = default_seeds(repo) if args.seeds is None else args.seeds
     quality = quality_report(repo, seeds)
-    write_bench_key(args.out, "quality", quality)
+    write_bench(args.out, {"quality": quality})
     print("\n".join(render_quality(quality)))
 
 

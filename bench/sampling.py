@@ -1,12 +1,17 @@
-"""Wall time and peak RSS of each DVC stage, sampled from the process tree of `dvc repro`."""
+"""`dvc repro` timed as a whole, and the wall time and peak RSS of each of its stages,
+sampled from its process tree."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
+
+from bench.output import say
 
 
 class Poller(threading.Thread):
@@ -86,3 +91,37 @@ def _children(proc: psutil.Process) -> list[psutil.Process]:
         return proc.children(recursive=True)
     except psutil.Error:
         return []
+
+
+def timed_repro(repo: Path, env: dict[str, str], sample: bool = False) -> dict[str, Any]:
+    """Run `dvc repro`, echo its stage lines, and time it (and, optionally, every stage)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    sampler = StageSampler(proc.pid) if sample else None
+    if sampler:
+        sampler.start()
+    ran, output = [], []
+    for line in proc.stdout:
+        output.append(line)
+        if line.startswith("Running stage '"):
+            ran.append(line.split("'")[1])
+            say(f"  stage {ran[-1]} ({time.monotonic() - started:.0f} s in)")
+    returncode = proc.wait()
+    seconds = time.monotonic() - started
+    if sampler:
+        sampler.done.set()
+        sampler.join()
+    if returncode != 0:
+        raise SystemExit(f"bench: dvc repro failed in {repo}:\n{''.join(output[-40:])}")
+    return {
+        "seconds": round(seconds, 2),
+        "ran": ran,
+        "stages": sampler.figures() if sampler else {},
+    }

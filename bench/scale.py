@@ -12,8 +12,7 @@ command in its own process, while a sampler polls its process tree (psutil):
 - peak RSS of the driver (the scorer's process, and Spark's JVM, which in local mode also
   hosts the executors) and of the workers (Spark's Python workers, where the model runs);
 - time to first output: until the first scored rows reach a file on disk.
-It writes the figures under the key `scale` of metrics/bench.json, leaving the other keys
-alone. It is not part of the test suite.
+It writes metrics/bench_scale.json (bench.output). It is not part of the test suite.
 """
 
 from __future__ import annotations
@@ -31,11 +30,11 @@ from typing import Any
 import pandas as pd
 import psutil
 
-from bench.output import say, write_bench_key
+from bench.output import say, write_bench
 from bench.sampling import Poller
 from fakenews.data.params import PROJECT_ROOT
 
-KEY = "scale"  # this benchmark's top-level key in metrics/bench.json
+KEY = "scale"  # this benchmark's section of metrics/bench_scale.json
 CORPUS = PROJECT_ROOT.parent / "shared" / "data" / "fakenewsnet"
 
 
@@ -213,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--score-args", default="", help="more tools.score options, e.g. '--batch-size 512'"
     )
-    parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"))
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench_scale.json"))
     return parser
 
 
@@ -245,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    write_bench_key(args.out, KEY, figures)
+    write_bench(args.out, {KEY: figures})
     print(render(figures))
 
 

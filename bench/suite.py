@@ -11,7 +11,7 @@ the machine twice a second, then prints:
 
 The busy time is the whole machine's, so run it with nothing else running. On a shared
 machine the wall time varies 2-3x between runs; the CPU figures by kind are what to
-compare. Writes the `suite` key of metrics/bench.json, leaving the others.
+compare. Writes metrics/bench_suite.json (bench.output).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 
 import psutil
 
-from bench.output import write_bench_key
+from bench.output import write_bench
 from bench.sampling import Poller
 from fakenews.data.params import PROJECT_ROOT
 
-KEY = "suite"  # this benchmark's top-level key in metrics/bench.json
+KEY = "suite"  # this benchmark's section of metrics/bench_suite.json
 KINDS = (  # (pattern in the command line, kind); the first match wins
     (r"-m (stages\.\w+)", None),
     (r"-m (tools\.\w+)", None),
@@ -162,10 +162,10 @@ def main(argv: list[str] | None = None) -> None:
         default="make test",
         help="what to run and measure (default: %(default)s, as .ci/run)",
     )
-    parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench.json"))
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench_suite.json"))
     args = parser.parse_args(argv)
     figures = measure(shlex.split(args.command))
-    write_bench_key(args.out, KEY, figures)
+    write_bench(args.out, {KEY: figures})
     print(render(figures))
     if figures["exit_status"] != 0:
         raise SystemExit(figures["exit_status"])

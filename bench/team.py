@@ -24,15 +24,13 @@ import hashlib
 import multiprocessing
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.output import say
-from fakenews.data.io import write_json
+from bench.output import say, write_bench
 from fakenews.data.params import PROJECT_ROOT
 from fakenews.processes import free_port
 
@@ -162,12 +160,9 @@ def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     root.mkdir(mode=0o700)
     try:
         team = stack.up(root, say=say, port=free_port())
-        report["doors"] = {
-            "commit": commit(),
-            **team_doors.bench_doors(
-                team, work, args.doors_rounds, args.doors_objects, args.doors_mib << 20
-            ),
-        }
+        report["doors"] = team_doors.bench_doors(
+            team, work, args.doors_rounds, args.doors_objects, args.doors_mib << 20
+        )
         env = read_env_file(team.paths.client_env(ADMIN))
         credentials = {k: v for k, v in env.items() if k.startswith("MLFLOW_")}
         report["load"]["team"] = {
@@ -179,20 +174,6 @@ def bench_backends(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         stack.down(root, say=say)
         Postgres(team_paths(root), 0).delete_cluster()  # in the postgres user's home, as root
     return report
-
-
-def commit() -> str:
-    """The checkout's commit, `+` when files differ from it."""
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return head + ("+" if dirty else "")
 
 
 def render(report: dict[str, Any]) -> str:
@@ -256,9 +237,8 @@ def main(argv: list[str] | None = None) -> None:
             },
             **bench_backends(args, work),
         }
-    write_json(report, args.out)
+    write_bench(args.out, report)
     print(render(report))
-    say(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,10 @@ class HeadlineCleaner:
     A headline with any whitespace but single spaces goes the reference way, and so does
     any word whose sentinels do not come back intact. tests/test_clean.py proves the
     tokens identical to clean_title's on the whole corpus.
+
+    What a headline costs once its words are known: one dictionary lookup per word (one
+    dictionary per place a word can stand: first, inside, last). Each dictionary is
+    emptied when it reaches `cache_size` words, so memory stays bounded on endless input.
     """
 
     def __init__(self, settings: CleanParams, cache_size: int = 1 << 18) -> None:
@@ -119,19 +123,30 @@ class HeadlineCleaner:
         self.settings = settings
         self._nltk = NLTKWordTokenizer().tokenize
         self._clean = token_cleaner(settings)
-        self._in_context = functools.lru_cache(maxsize=cache_size)(self._tokens_between)
+        self._cache_size = cache_size
+        # (neighbour before?, neighbour after?) -> {text: its cleaned tokens, or None}
+        self._known: dict[tuple[bool, bool], dict[str, tuple[str, ...] | None]] = {
+            place: {} for place in ((False, True), (True, True), (False, False), (True, False))
+        }
 
     def _cleaned(self, tokens: Iterable[str]) -> list[str]:
         return [kept for kept in map(self._clean, tokens) if kept is not None]
 
     def _tokens_between(self, text: str, before: bool, after: bool) -> tuple[str, ...] | None:
-        """The cleaned tokens of `text` with a neighbour word before and/or after it."""
+        """The cleaned tokens of `text` with a neighbour word before and/or after it,
+        remembered; None when the sentinels do not come back intact."""
+        known = self._known[before, after]
+        if text in known:
+            return known[text]
         tokens = self._nltk(f"{_SENTINEL} " * before + text + f" {_SENTINEL}" * after)
-        if before and (not tokens or tokens[0] != _SENTINEL):
-            return None
-        if after and (not tokens or tokens[-1] != _SENTINEL):
-            return None
-        return tuple(self._cleaned(tokens[before : len(tokens) - after]))
+        intact = (not before or (tokens and tokens[0] == _SENTINEL)) and (
+            not after or (tokens and tokens[-1] == _SENTINEL)
+        )
+        cleaned = tuple(self._cleaned(tokens[before : len(tokens) - after])) if intact else None
+        if len(known) >= self._cache_size:
+            known.clear()
+        known[text] = cleaned
+        return cleaned
 
     def __call__(self, title: str) -> list[str]:
         text = title.lower() if self.settings.lowercase else title
@@ -141,11 +156,20 @@ class HeadlineCleaner:
         tail = len(words) - 1
         while tail > 0 and _CLOSERS.issuperset(words[tail]):
             tail -= 1
-        pieces = [self._in_context(w, i > 0, True) for i, w in enumerate(words[:tail])]
-        pieces.append(self._in_context(" ".join(words[tail:]), tail > 0, False))
-        if any(piece is None for piece in pieces):
+        tokens: list[str] = []
+        if tail > 0:
+            inside = self._known[True, True]
+            for i, word in enumerate(words[:tail]):
+                piece = inside.get(word) if i else self._known[False, True].get(word)
+                if piece is None:  # not seen yet, or not cleanable in pieces
+                    piece = self._tokens_between(word, i > 0, True)
+                    if piece is None:
+                        return clean_title(title, self.settings)
+                tokens += piece
+        piece = self._tokens_between(" ".join(words[tail:]), tail > 0, False)
+        if piece is None:
             return clean_title(title, self.settings)
-        return [token for piece in pieces for token in piece]
+        return tokens + list(piece)
 
 
 def clean_titles(titles: Iterable[object], settings: CleanParams) -> list[list[str]]:

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     config = {
         "scorer": "saved_model",
-        "batch_size": params.scoring_batch_size,
+        "seq_length": params.seq_length,
+        "batch_tokens": params.scoring_batch_tokens,
         "inference_precision": params.inference_precision,
     }
 

@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None) -> None:
         config = {
             "scorer": "cleaned_tokens",
             "clean": cleaning.model_dump(),
-            "encode": {"max_length": params.max_length, "padding": params.padding},
+            "encode": {
+                "max_length": params.max_length,
+                "padding": params.padding,
+                "cut_to_longest": lstm.length_invariant(params),
+            },
         }
         conclude(
             STAGE,

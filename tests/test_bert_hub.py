@@ -278,12 +278,29 @@ def test_encoder_takes_any_batch_and_length_and_drops_out_only_in_training(encod
         assert not np.allclose(training, inference[0])
 
 
+def test_bfloat16_inference_is_the_float32_pass_to_bfloat16_precision(encoder, preprocessor):
+    """inference_bfloat16 runs the matmuls and attention in bfloat16 and keeps the residual
+    stream and layer norms in float32: its outputs are float32 and close to the float32
+    pass, but not equal (the matmuls really ran in bfloat16)."""
+    inputs = preprocessor.bert_pack_inputs([preprocessor.tokenize(tf.constant(SENTENCES))], 24)
+    full = encoder(inputs, training=False)
+    lower = encoder.inference_bfloat16(inputs)
+    assert sorted(lower) == sorted(full)
+    for name in ("sequence_output", "pooled_output"):
+        assert lower[name].dtype == tf.float32
+        difference = np.abs(lower[name].numpy() - full[name].numpy())
+        # hidden states are O(1) after each layer norm; bfloat16 keeps 8 bits of mantissa
+        assert 1e-4 < difference.max() < 0.25, (name, difference.max())
+        assert difference.mean() < 0.03, (name, difference.mean())
+
+
 def test_a_layer_slice_is_the_first_layers_of_the_full_encoder(
     tmp_path: Path, encoder, preprocessor
 ):
     build_encoder_module(CHECKPOINT, tmp_path / "two_layers", num_layers=2)
     sliced = hub.load(str(tmp_path / "two_layers"))
-    assert len(sliced.trainable_variables) == 103 - 4 * 16  # 16 tensors a transformer layer
+    # 12 tensors a transformer layer: query, key and value are one kernel and one bias
+    assert len(sliced.trainable_variables) == 79 - 4 * 12
     inputs = preprocessor(tf.constant(SENTENCES))
     full = encoder(inputs, training=False)["encoder_outputs"]
     np.testing.assert_array_equal(sliced(inputs, training=False)["sequence_output"], full[1])
@@ -309,7 +326,8 @@ def test_fine_tuning_updates_encoder_weights(encoder_dir: Path, preprocessor):
     # retraces when variables are created on the first trace).
     model.optimizer.build(model.trainable_variables)
 
-    assert len(encoder.trainable_weights) == 103  # every checkpoint tensor but position_ids
+    # every checkpoint tensor but position_ids, query/key/value joined in one kernel and bias
+    assert len(encoder.trainable_weights) == 79
     before = [w.numpy().copy() for w in encoder.trainable_weights]
     model.fit(features, tf.constant([0.0, 1.0, 0.0, 1.0]), batch_size=4, epochs=1, verbose=0)
     unchanged = [

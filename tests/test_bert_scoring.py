@@ -1,5 +1,6 @@
-"""The BERT pyfunc's fast path (equal-length batches, bfloat16 on request) against a plain
-computation of the same SavedModel, on the tiny profile's model."""
+"""The BERT pyfunc's fast path (the table tokenized once, equal-length batches through the
+encoder alone, bfloat16 on request) against a plain computation of the same SavedModel:
+its strings signature, one title at a time, on the tiny profile's model."""
 
 from __future__ import annotations
 
@@ -46,14 +47,23 @@ def test_batched_float32_scoring_equals_scoring_each_title_alone(bert_model):
     import tensorflow as tf
 
     uri, folder, titles = bert_model
-    model = mlflow.pyfunc.load_model(uri, model_config={"batch_size": 3})
+    model = mlflow.pyfunc.load_model(uri, model_config={"batch_tokens": 40})
     scored = model.predict(pd.DataFrame({"title": titles}))["fake_probability"].to_numpy()
     np.testing.assert_allclose(scored, reference_probabilities(folder, titles), rtol=0, atol=1e-5)
+
     scorer = model.unwrap_python_model().scorer
-    batches = scorer.batches(titles)
-    assert sorted(np.concatenate(batches).tolist()) == list(range(len(titles)))
-    pieces = scorer.tokenize(tf.constant(titles)).merge_dims(1, -1).row_lengths().numpy()
-    assert all(len(b) <= 3 and len(set(pieces[b])) == 1 for b in batches)  # no padding anywhere
+    _, lengths = scorer.encoder_inputs(titles)
+    pieces = scorer.preprocessor.tokenize(tf.constant(titles)).merge_dims(1, -1).row_lengths()
+    np.testing.assert_array_equal(lengths, np.minimum(pieces.numpy() + 2, scorer.seq_length))
+    batches = scorer.batches(lengths)
+    assert sorted(np.concatenate([rows for rows, _ in batches]).tolist()) == list(
+        range(len(titles))
+    )
+    assert all((lengths[rows] == length).all() for rows, length in batches)  # no padding
+    for length in set(lengths.tolist()):  # about 40 word pieces a call, at least one title
+        sizes = [len(rows) for rows, size in batches if size == length]
+        full = max(1, 40 // length)
+        assert all(n == full for n in sizes[:-1]) and 1 <= sizes[-1] <= full
 
 
 @pytest.mark.skipif(bfloat16_support() is None, reason="this CPU has no AVX512-BF16/AMX-BF16")
@@ -69,6 +79,22 @@ def test_bfloat16_scoring_stays_within_its_tolerance_of_float32(bert_model):
     # and a float32 model loaded beside it in the same process stays float32
     again = mlflow.pyfunc.load_model(uri).predict(frame)["fake_probability"].to_numpy()
     np.testing.assert_array_equal(again, float32)
+
+
+@pytest.mark.skipif(bfloat16_support() is None, reason="this CPU has no AVX512-BF16/AMX-BF16")
+def test_an_encoder_without_a_bfloat16_pass_gets_the_onednn_rewrite(bert_model):
+    """An encoder module without `inference_bfloat16` (an online TF Hub one) is scored in
+    bfloat16 through oneDNN's graph rewrite of `classify`, within the same tolerance."""
+    uri, _, titles = bert_model
+    frame = pd.DataFrame({"title": titles})
+    float32 = mlflow.pyfunc.load_model(uri).predict(frame)["fake_probability"].to_numpy()
+    model = mlflow.pyfunc.load_model(uri, model_config={"inference_precision": "bfloat16"})
+    scorer = model.unwrap_python_model().scorer
+    assert scorer.classify is scorer.saved_model.classify_bfloat16 and not scorer.rewrite
+    scorer.classify, scorer.rewrite = scorer.saved_model.classify, True  # as without the pass
+    rewritten = model.predict(frame)["fake_probability"].to_numpy()
+    difference = np.abs(rewritten - float32)
+    assert 1e-6 < difference.max() <= BFLOAT16_TOLERANCE
 
 
 def test_bfloat16_is_refused_where_the_cpu_lacks_it(monkeypatch, tmp_path):

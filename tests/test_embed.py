@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fakenews.data.params import read_params
 from fakenews.errors import PipelineError
 from fakenews.hub.wordvec import build_wordvec_module, glove_folder, glove_word_vectors, whole_words
-from fakenews.vocabulary import corpus_vocabulary, encode, pretrained_matrix
+from fakenews.vocabulary import corpus_vocabulary, encode, encode_many, pretrained_matrix
 from stages import embed as embed_stage
 
 
@@ -29,6 +31,22 @@ def test_encode_pads_like_keras(padding, expected):
     # truncation keeps the end for pre padding and the start for post, as pad_sequences
     long = encode(["x", "y", "zz", "x", "y"], index, 3, padding)
     assert long == ([1, 2, 3] if padding == "pre" else [2, 3, 1])
+
+
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from(["x", "y", "z", "unknown", ""]), max_size=9), max_size=8
+    ),
+    max_length=st.integers(1, 7),
+    padding=st.sampled_from(["pre", "post"]),
+)
+def test_encoding_many_rows_at_once_is_encoding_each_row(rows, max_length, padding):
+    """encode_many (NumPy padding, what training and the served LSTM use) against encode."""
+    index = {"<pad>": 0, "<oov>": 1, "x": 2, "y": 3, "z": 4}
+    ids, kept = encode_many(rows, index, max_length, padding)
+    assert ids.dtype == np.int32 and ids.shape == (len(rows), max_length)
+    assert ids.tolist() == [encode(row, index, max_length, padding) for row in rows]
+    assert kept.tolist() == [min(len(row), max_length) for row in rows]
 
 
 def test_pretrained_matrix_rows_follow_the_vocabulary():

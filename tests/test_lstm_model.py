@@ -112,10 +112,28 @@ def test_the_default_shape_trains_and_serves_with_padding_masked(tmp_path):
     vectors.set_weights([weights])
     np.testing.assert_allclose(model.predict(ids, verbose=0)[:, 0], before, rtol=0, atol=1e-6)
 
-    save_serving_model(
-        model, tmp_path / "saved", tf.TensorSpec([None, 6], tf.int32, name="token_ids")
-    )
+    assert lstm.length_invariant(params)
+    save_serving_model(model, tmp_path / "saved", lstm.input_spec(params))
     serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
     np.testing.assert_allclose(
         serve(tf.constant(ids))["fake_probability"].numpy(), before, rtol=0, atol=1e-6
     )
+    # Masked padding is only carried through: rows cut to the batch's longest, or to
+    # themselves, score as they do at full width (what the served LSTM's batches rely on).
+    short = ids[:2, 2:]
+    np.testing.assert_allclose(
+        serve(tf.constant(short))["fake_probability"].numpy(), before[:2], rtol=0, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        serve(tf.constant(ids[1:2, 4:]))["fake_probability"].numpy(), before[1:2], atol=1e-6
+    )
+
+
+def test_only_a_masked_last_state_model_is_length_invariant():
+    assert lstm.length_invariant(lstm_params())
+    for changed in ({"mask_padding": False}, {"pooling": "max"}):
+        params = lstm_params(**changed)
+        assert not lstm.length_invariant(params)
+        assert lstm.input_spec(params).shape.as_list() == [None, params.max_length]
+        model = lstm.build_model(np.ones((6, 5), np.float32), params.max_length, params)
+        assert model.input_shape == (None, params.max_length)

@@ -28,6 +28,7 @@ from fakenews.data.io import atomic_path
 from fakenews.data.params import PROJECT_ROOT
 from fakenews.data.sections import Params
 from fakenews.errors import PipelineError, cli_errors
+from tools import bench_figures
 
 PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
@@ -157,50 +158,6 @@ def promotion() -> list[str]:
     ]
 
 
-def team_load() -> list[str]:
-    """bench.team's load figures per backend and number of clients."""
-    load = read_metrics("bench_team.json")["load"]
-    names = {"sqlite": "local (SQLite)", "team": "team (PostgreSQL, S3, logins)"}
-    rows = [
-        "| server | clients | runs/s | metric calls/s | metric call p50 / p95 ms | errors | "
-        "runs read back whole |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for backend, by_clients in load.items():
-        for clients, f in sorted(by_clients.items(), key=lambda item: int(item[0])):
-            back = f["read_back"]
-            whole = back["runs"] if not back["lost_items"] else back["runs"] - 1
-            rows.append(
-                f"| {names.get(backend, backend)} | {clients} | {f['runs_per_second']:.2f} | "
-                f"{f['metric_calls_per_second']:.0f} | {f['metric_call_ms_p50']:.0f} / "
-                f"{f['metric_call_ms_p95']:.0f} | {f['errors']} | "
-                f"{whole}/{back['expected_runs']} |"
-            )
-    return rows
-
-
-def team_doors() -> list[str]:
-    """bench.team's doors: attacks refused, and S3 throughput with SeaweedFS's side doors
-    closed next to open, measured in the same rounds."""
-    doors = read_metrics("bench_team.json")["doors"]
-    tried, opened, s3 = doors["attacks"], doors["attacks_on_open_seaweedfs"], doors["s3_throughput"]
-    rows = [
-        f"Attacks refused: {tried['refused']} of {tried['tried']}, {tried['got_in']} got in. The "
-        f"same side-door attacks on SeaweedFS as it comes: {opened['refused']} of "
-        f"{opened['tried']} refused, "
-        f"{opened['got_in']} got in (HTTP 2xx, gRPC OK). S3 path, "
-        f"{s3['objects_per_round']} objects of {s3['object_bytes'] >> 20} MiB per way and round, "
-        f"medians of {s3['rounds']} interleaved rounds:",
-        "",
-        f"| S3 | doors open, MB/s | doors closed, MB/s | closed / open (≥ {s3['bound']:.2f}) |",
-        "|---|---|---|---|",
-    ]
-    for way in ("upload", "download"):
-        mb_s, ratio = s3[f"{way}_median_mb_s"], s3[f"{way}_closed_over_open"]
-        rows.append(f"| {way} | {mb_s['open']:.0f} | {mb_s['closed']:.0f} | {ratio:.2f} |")
-    return rows
-
-
 # ---- the params reference ------------------------------------------------------------------
 
 
@@ -262,8 +219,9 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "results-by-source": results_by_source,
     "promotion": promotion,
     "paired": paired,
-    "team-load": team_load,
-    "team-doors": team_doors,
+    "team-load": bench_figures.team_load,
+    "team-doors": bench_figures.team_doors,
+    "throughput": bench_figures.throughput,
     "params-reference": params_reference,
 }
 

@@ -190,7 +190,7 @@ class TrainBertParams(TrainingParams):
     length_group_batches: Positive = 16
     precision: Literal["float32", "mixed_bfloat16"] = "float32"
     inference_precision: Literal["float32", "bfloat16"] = "float32"
-    scoring_batch_size: Positive = 512
+    scoring_batch_tokens: Positive = 8192
 
 
 class TfidfParams(Section):

@@ -12,6 +12,11 @@ Training batches hold titles of similar length and every batch is cut to its lon
 title, which halves the cost of short headlines without changing any output.
 `precision: mixed_bfloat16` trains with bfloat16 matmuls and float32 weights
 (fakenews.precision).
+
+Encoder, pooling and head are one `EncoderClassifier`, which the Keras model calls on the
+packed word pieces and which the serving SavedModel exports on its own (`classify`, and
+`classify_bfloat16` where the encoder has a bfloat16 inference pass), so a scorer can
+tokenize a whole table once and run only numbers through the encoder.
 """
 
 from __future__ import annotations
@@ -53,22 +58,56 @@ def build_model(params: TrainBertParams, steps_per_epoch: int):
         name="pack_inputs",
     )([tokens])
     encoder_inputs = layers.Lambda(trim_to_longest, name="trim_to_longest")(encoder_inputs)
-    outputs = encoder(encoder_inputs)
-    if params.pooling == "mean":  # masked mean of the token vectors, as sentence-transformers
-        mask = tf.cast(encoder_inputs["input_mask"], tf.float32)[:, :, None]
-        pooled = tf.reduce_sum(outputs["sequence_output"] * mask, 1) / tf.reduce_sum(mask, 1)
-    else:
-        pooled = outputs["pooled_output"]
-    x = layers.Dropout(params.dropout)(pooled)
-    for units in params.dense_units:
-        x = layers.Dense(units, activation="relu")(x)
-    probability = layers.Dense(1, activation="sigmoid", name="fake_probability")(x)
-    model = tf.keras.Model(text, probability, name="bert_headline_classifier")
+    head = [layers.Dropout(params.dropout)]
+    head += [layers.Dense(units, activation="relu") for units in params.dense_units]
+    head.append(layers.Dense(1, activation="sigmoid", name="fake_probability"))
+    classifier = EncoderClassifier(encoder, head, params.pooling)
+    model = tf.keras.Model(text, classifier(encoder_inputs), name="bert_headline_classifier")
     # The tokenize/pack layers wrap functions of `preprocessor`; tracking it here lets a
     # SavedModel of the model carry the vocabulary table those functions use.
     model.bert_preprocessor = preprocessor
+    model.encoder_classifier = classifier  # exported beside the strings signature
     compile_binary(model, learning_rate(params, steps_per_epoch))
     return model
+
+
+ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+class EncoderClassifier:
+    """Packed word pieces → fake-probability [batch, 1]: the encoder, the pooling
+    (`mean`: the masked mean of the token vectors, as all-MiniLM-L6-v2 was trained;
+    `pooled_output`: the [CLS] pooler) and the dense head."""
+
+    def __init__(self, encoder, head: list, pooling: str) -> None:
+        self.encoder, self.head, self.pooling = encoder, head, pooling
+
+    @property
+    def has_bfloat16(self) -> bool:
+        """Whether the encoder module has a bfloat16 inference pass (fakenews.hub.encoder)."""
+        return hasattr(self.encoder.resolved_object, "inference_bfloat16")
+
+    def __call__(self, encoder_inputs: dict, training=None, bfloat16: bool = False):
+        import tensorflow as tf
+
+        if bfloat16:  # float32 outputs, bfloat16 matmuls inside
+            outputs = self.encoder.resolved_object.inference_bfloat16(encoder_inputs)
+        else:
+            outputs = self.encoder(encoder_inputs, training=training)
+        if self.pooling == "mean":
+            mask = tf.cast(encoder_inputs["input_mask"], tf.float32)[:, :, None]
+            x = tf.reduce_sum(outputs["sequence_output"] * mask, 1) / tf.reduce_sum(mask, 1)
+        else:
+            x = outputs["pooled_output"]
+        for layer in self.head:
+            x = layer(x, training=training)
+        return x
+
+    @staticmethod
+    def input_spec() -> dict:
+        import tensorflow as tf
+
+        return {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in ENCODER_INPUTS}
 
 
 def trim_to_longest(encoder_inputs: dict[str, Any]) -> dict[str, Any]:

@@ -63,7 +63,10 @@ def build_model(embeddings: np.ndarray, max_length: int, params: TrainLstmParams
     from fakenews.models.optimizer import compile_binary
 
     layers = tf.keras.layers
-    inputs = layers.Input(shape=(max_length,), dtype="int32", name="token_ids")
+    # Where padding cannot change the output, any length goes in, so a scorer can cut a
+    # batch of short headlines to its longest one.
+    length = None if length_invariant(params) else max_length
+    inputs = layers.Input(shape=(length,), dtype="int32", name="token_ids")
     x = layers.Embedding(
         embeddings.shape[0],
         embeddings.shape[1],
@@ -84,6 +87,13 @@ def build_model(embeddings: np.ndarray, max_length: int, params: TrainLstmParams
     model = tf.keras.Model(inputs, outputs, name="lstm_headline_classifier")
     compile_binary(model, params.learning_rate)
     return model
+
+
+def length_invariant(params: TrainLstmParams) -> bool:
+    """Whether padding leaves a headline's output unchanged: masked padding carries the
+    LSTM's state through untouched, and `pooling: last` reads only that state (max
+    pooling would also see the padded steps' outputs)."""
+    return params.mask_padding and params.pooling == "last"
 
 
 def recurrent_block(layers, params: TrainLstmParams):
@@ -134,7 +144,9 @@ def predict(model, ids: np.ndarray) -> np.ndarray:
 
 
 def input_spec(params: TrainLstmParams):
-    """The serving signature's input: [batch, max_length] word ids."""
+    """The serving signature's input: [batch, max_length] word ids, or [batch, any
+    length] for a length-invariant model."""
     import tensorflow as tf
 
-    return tf.TensorSpec([None, params.max_length], tf.int32, name="token_ids")
+    length = None if length_invariant(params) else params.max_length
+    return tf.TensorSpec([None, length], tf.int32, name="token_ids")

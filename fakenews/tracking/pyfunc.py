@@ -115,7 +115,7 @@ class HeadlineModel(mlflow.pyfunc.PythonModel):
 # mlflow.pyfunc.load_model(uri, model_config={"inference_precision": "bfloat16"}), or for
 # `mlflow models serve` through MLFLOW_PYFUNC_INFERENCE_CONFIG='{"inference_precision": ...}'.
 # MLflow passes on only the keys the model was logged with (and warns about others).
-LOAD_OVERRIDES = ("inference_precision", "batch_size")
+LOAD_OVERRIDES = ("inference_precision", "batch_tokens")
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 
 
