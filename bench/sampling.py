@@ -93,10 +93,9 @@ def _children(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def timed_repro(repo: Path, env: dict[str, str], sample: bool = False) -> dict[str, Any]:
-    """Run `dvc repro`, echo its stage lines, and time it (and, optionally, every stage)."""
-    started = time.monotonic()
-    proc = subprocess.Popen(
+def start_repro(repo: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`dvc repro` in `repo`, its output (stderr too) on one text pipe."""
+    return subprocess.Popen(
         ["dvc", "repro"],
         cwd=repo,
         env=env,
@@ -104,6 +103,12 @@ def timed_repro(repo: Path, env: dict[str, str], sample: bool = False) -> dict[s
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def timed_repro(repo: Path, env: dict[str, str], sample: bool = False) -> dict[str, Any]:
+    """Run `dvc repro`, echo its stage lines, and time it (and, optionally, every stage)."""
+    started = time.monotonic()
+    proc = start_repro(repo, env)
     sampler = StageSampler(proc.pid) if sample else None
     if sampler:
         sampler.start()

@@ -8,7 +8,6 @@ same port, the rerun completes, and every run logged before the fault is intact.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from bench.output import say
+from bench.sampling import start_repro
 from fakenews import TENSORFLOW_ENV
 from fakenews.team.stack import Team
 from tests.support.sandbox import TINY_PROFILE, copy_project
@@ -44,17 +44,6 @@ def _running_lstm(client) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def _repro(repo: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["dvc", "repro"],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def kill_postgres_during_training(
     team: Team, credentials: dict[str, str], work: Path
 ) -> dict[str, Any]:
@@ -75,7 +64,7 @@ def kill_postgres_during_training(
     client = MlflowClient(team.uri)
     before = _snapshot(client)
     say(f"fault: tiny repro in {repo}; PostgreSQL is killed once train_lstm's run is RUNNING")
-    proc = _repro(repo, env)
+    proc = start_repro(repo, env)
     killed_run, deadline = None, time.monotonic() + 900
     while killed_run is None and proc.poll() is None and time.monotonic() < deadline:
         killed_run = _running_lstm(client)
@@ -99,7 +88,7 @@ def kill_postgres_during_training(
         f"fault: stage exited {proc.returncode} after {failed_after:.1f}s; PostgreSQL restarted "
         f"in {restart_seconds:.1f}s; rerunning"
     )
-    rerun = _repro(repo, env)
+    rerun = start_repro(repo, env)
     rerun_output = rerun.communicate(timeout=1800)[0]
     after = _snapshot(client)
     intact = all(after.get(run_id) == state for run_id, state in before.items())

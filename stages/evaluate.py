@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     params, paths = all_params.evaluate, all_params.paths
     from fakenews.tracking.connection import connect
     from fakenews.tracking.lineage import path_hash
-    from fakenews.tracking.promotion import promote_unless_experiment
+    from fakenews.tracking.promotion import HeldOut, promote_unless_experiment
     from fakenews.tracking.test_results import log_test_results, logged_model_predictions
 
     assignment, cleaned = project_path(paths.split), project_path(paths.cleaned)
@@ -97,14 +97,10 @@ def main(argv: list[str] | None = None) -> None:
         }
         for name in TRAINED
     }
-    report = promote_unless_experiment(
-        candidates,
-        labels,
-        titles,
-        path_hash(assignment),
-        path_hash(project_path(paths.ingested)),
-        params,
+    held_out = HeldOut(
+        labels, titles, path_hash(assignment), path_hash(project_path(paths.ingested))
     )
+    report = promote_unless_experiment(candidates, held_out, params)
     write_json(report, metrics_dir / "promotion.json")
     summary = pd.DataFrame(
         {n: {k: r[k] for k in ("accuracy", "roc_auc", "f1", "brier")} for n, r in results.items()}

@@ -19,7 +19,7 @@ from fakenews.evaluation import bootstrap_ci, calibration, choose_threshold, mod
 from fakenews.models import tfidf
 from fakenews.tracking import journal, registry
 from fakenews.tracking import tags as tag
-from fakenews.tracking.promotion import register_and_promote, scored_by
+from fakenews.tracking.promotion import HeldOut, register_and_promote, scored_by
 from fakenews.tracking.registry import Scored
 from stages import evaluate
 from tests.support.params import section
@@ -248,9 +248,8 @@ def test_registration_and_promotion_on_a_real_registry(tiny_trained, tracking_ur
 
     def promote(content_hash: str, scored: Scored, split_hash: str = "split-A") -> dict:
         candidate = {**record, "content_hash": content_hash, "metrics": {}, "scored": scored}
-        return register_and_promote(
-            {"lstm": candidate}, labels, titles, split_hash, "data-1", rules
-        )
+        test = HeldOut(labels, titles, split_hash, "data-1")
+        return register_and_promote({"lstm": candidate}, test, rules)
 
     first = promote("weights-1", model_scores)
     assert first["decision"]["promoted"] and first["new_versions"] == ["1"]

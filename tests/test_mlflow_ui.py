@@ -156,11 +156,13 @@ def hide_columns(page, titles: tuple[str, ...]) -> None:
     page.keyboard.press("Escape")
 
 
-def grid_row_text(page, name: str) -> str:
-    """The text of the table row whose link reads `name`: the grid renders each row as one
-    element per section (the pinned name columns, then the rest), joined by row-index."""
-    named = page.get_by_role("row").filter(has=page.get_by_role("link", name=name, exact=True))
-    index = named.first.get_attribute("row-index")
+def grid_row_text(page, name: str, model_id: str) -> str:
+    """The text of the table row of LoggedModel `model_id`, whose link reads `name`: the grid
+    renders each row as one element per section (the pinned name columns, then the rest),
+    joined by row-index. By id, because tests sharing the server may log newer models of
+    the same name to this experiment."""
+    link = page.locator(f'a[href*="{model_id}"]').filter(has_text=re.compile(f"^{name}$"))
+    index = page.get_by_role("row").filter(has=link).first.get_attribute("row-index")
     return " ".join(page.locator(f'[role="row"][row-index="{index}"]').all_inner_texts())
 
 
@@ -176,7 +178,7 @@ def test_the_models_tab_lists_each_trained_model_with_its_test_figures(
             (tiny_repro.outputs / "models" / family / "mlflow_run.json").read_text()
         )
         model = client.get_logged_model(record["model_uri"].removeprefix("models:/"))
-        models[family] = {m.key: m.value for m in model.metrics if m.dataset_name}
+        models[family] = (model.model_id, {m.key: m.value for m in model.metrics if m.dataset_name})
 
     page.goto(
         f"{tracking_server}/#/experiments/{experiment.experiment_id}/models"
@@ -188,8 +190,8 @@ def test_the_models_tab_lists_each_trained_model_with_its_test_figures(
     for metric in ("accuracy_score", "roc_auc"):
         page.get_by_text(metric, exact=True).first.wait_for(timeout=10_000)
     page.get_by_text("Dataset: assignment-test", exact=False).first.wait_for(timeout=10_000)
-    for family, figures in models.items():
-        text = grid_row_text(page, family)
+    for family, (model_id, figures) in models.items():
+        text = grid_row_text(page, family, model_id)
         for metric in ("accuracy_score", "roc_auc"):
             assert shows_value(text, figures[metric]), (family, metric, text)
     save_screenshot(page, "models-tab.png", for_docs=True, clip=TOP_OF_PAGE)

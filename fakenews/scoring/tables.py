@@ -79,15 +79,13 @@ class InputTable:
         if self.format == "parquet":
             return tuple(_parquet_schema(file).names)
         with csv_read_errors(file, self.encoding, ENCODING_FIX):
-            head = pd.read_csv(
-                file,
-                dtype=str,
-                sep=self.sep,
-                encoding=self.encoding,
-                nrows=0,
-                index_col=False,
-            )
-        return tuple(map(str, head.columns))
+            return tuple(map(str, self._csv_header_frame(file).columns))
+
+    def _csv_header_frame(self, file: Path) -> pd.DataFrame:
+        """The file's header as an empty frame of its columns."""
+        return pd.read_csv(
+            file, dtype=str, sep=self.sep, encoding=self.encoding, nrows=0, index_col=False
+        )
 
     def _csv_chunks(self, file: Path, rows: int, limit: int | None) -> Iterator[Chunk]:
         with csv_read_errors(file, self.encoding, ENCODING_FIX):
@@ -107,18 +105,7 @@ class InputTable:
                     yield Chunk(file, first_row, frame)
                     first_row += len(frame)
                 if first_row == 0:  # a header line only: no chunk, but the columns count
-                    yield Chunk(
-                        file,
-                        0,
-                        pd.read_csv(
-                            file,
-                            dtype=str,
-                            sep=self.sep,
-                            encoding=self.encoding,
-                            nrows=0,
-                            index_col=False,
-                        ),
-                    )
+                    yield Chunk(file, 0, self._csv_header_frame(file))
 
 
 def _parquet_chunks(file: Path, rows: int, limit: int | None) -> Iterator[Chunk]:

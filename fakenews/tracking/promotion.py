@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,18 @@ from fakenews.tracking import journal, registry
 from fakenews.tracking import tags as tag
 from fakenews.tracking.lease import Lease, promotion_lock
 from fakenews.tracking.registry import Scored
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The test rows every candidate and the champion are scored on, and the hashes that
+    say which split and data they come from (recorded on each registered version)."""
+
+    labels: np.ndarray
+    titles: list[str]
+    split_hash: str
+    data_hash: str
+
 
 # Metrics the promotion rule can use: higher is better for each.
 PROMOTION_METRICS = {
@@ -123,10 +136,7 @@ def champion_comparison(
 
 def register_and_promote(
     candidates: dict[str, dict[str, Any]],
-    test_labels: np.ndarray,
-    test_titles: list[str],
-    split_hash: str,
-    data_hash: str,
+    test: HeldOut,
     params: EvaluateParams,
 ) -> dict[str, Any]:
     """Under the lock: finish an interrupted promotion, register what is new, pick the
@@ -141,9 +151,7 @@ def register_and_promote(
     client = MlflowClient(connect())
     with promotion_lock(client, params.registered_model) as lease:
         recovered = journal.recover(client, lease, params.registered_model)
-        report = _decide_and_apply(
-            client, lease, candidates, test_labels, test_titles, split_hash, data_hash, params
-        )
+        report = _decide_and_apply(client, lease, candidates, test, params)
     if recovered:
         report["recovered"] = recovered
     return report
@@ -153,16 +161,17 @@ def _decide_and_apply(
     client,
     lease: Lease,
     candidates: dict[str, dict[str, Any]],
-    test_labels: np.ndarray,
-    test_titles: list[str],
-    split_hash: str,
-    data_hash: str,
+    test: HeldOut,
     params: EvaluateParams,
 ) -> dict[str, Any]:
     metric_fn = PROMOTION_METRICS[params.promotion_metric]
     name, metric = params.registered_model, params.promotion_metric
     versions, new = register_new(
-        client, lease, name, candidates, {tag.SPLIT_HASH: split_hash, tag.DATA_HASH: data_hash}
+        client,
+        lease,
+        name,
+        candidates,
+        {tag.SPLIT_HASH: test.split_hash, tag.DATA_HASH: test.data_hash},
     )
     fault_point(journal.REGISTERED)
     report: dict[str, Any] = {
@@ -177,14 +186,14 @@ def _decide_and_apply(
             f"({', '.join(f'{f} v{v}' for f, v in versions.items())}); no alias moved"
         )
         return report
-    score = {v: metric_fn(test_labels, candidates[f]["scored"]) for v, f in new.items()}
+    score = {v: metric_fn(test.labels, candidates[f]["scored"]) for v, f in new.items()}
     challenger = max(new, key=lambda v: (score[v], -int(v)))
-    champion, champion_scored = champion_comparison(client, name, split_hash, test_titles)
+    champion, champion_scored = champion_comparison(client, name, test.split_hash, test.titles)
     ci = None
     if champion_scored is not None:
-        champion["score"] = float(metric_fn(test_labels, champion_scored))
+        champion["score"] = float(metric_fn(test.labels, champion_scored))
         ci = registry.paired_difference_ci(
-            test_labels,
+            test.labels,
             candidates[new[challenger]]["scored"],
             champion_scored,
             metric_fn,
@@ -199,7 +208,7 @@ def _decide_and_apply(
         float(score[challenger]),
         champion,
         ci,
-        len(test_labels),
+        len(test.labels),
     )
     journal.apply(client, lease, decision, others=tuple(v for v in new if v != challenger))
     report["decision"] = decision.as_dict()
@@ -214,10 +223,7 @@ def experiment_name() -> str | None:
 
 def promote_unless_experiment(
     candidates: dict[str, dict[str, Any]],
-    test_labels: np.ndarray,
-    test_titles: list[str],
-    split_hash: str,
-    data_hash: str,
+    test: HeldOut,
     params: EvaluateParams,
 ) -> dict[str, Any]:
     """register_and_promote, except under `dvc exp run` without register_experiments: then
@@ -230,4 +236,4 @@ def promote_unless_experiment(
             "no alias moved (evaluate.register_experiments is false); apply and commit it, "
             "then `dvc repro`, to put its model forward",
         }
-    return register_and_promote(candidates, test_labels, test_titles, split_hash, data_hash, params)
+    return register_and_promote(candidates, test, params)

@@ -56,7 +56,7 @@ class Inputs:
 def promote(name: str, inputs: Inputs, candidates: dict[str, tuple[str, str]]) -> dict:
     """One evaluate's registry step: `candidates` {family: (content hash, score kind)}."""
     from fakenews.data.params import params_from
-    from fakenews.tracking.promotion import register_and_promote
+    from fakenews.tracking.promotion import HeldOut, register_and_promote
 
     params = params_from(
         {"evaluate": {"registered_model": name, "bootstrap_resamples": 100, "seed": 0}}
@@ -72,7 +72,7 @@ def promote(name: str, inputs: Inputs, candidates: dict[str, tuple[str, str]]) -
         for family, (content_hash, kind) in candidates.items()
     }
     labels = np.asarray(inputs.labels)
-    return register_and_promote(prepared, labels, inputs.titles, SPLIT, "data", params)
+    return register_and_promote(prepared, HeldOut(labels, inputs.titles, SPLIT, "data"), params)
 
 
 # ---- the invariants ----------------------------------------------------------------------
