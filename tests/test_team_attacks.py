@@ -103,6 +103,7 @@ def test_stop_and_down_never_signal_a_stranger_a_stale_pid_file_names(tmp_path):
             },
         )
         paths.run_dir.mkdir()
+        port = free_port()
         for content in (f"{stranger.pid}\n", reused):
             (tmp_path / "mlflow").mkdir(exist_ok=True)
             for pid_file in (
@@ -111,7 +112,10 @@ def test_stop_and_down_never_signal_a_stranger_a_stale_pid_file_names(tmp_path):
                 paths.pid_file("s3"),
             ):
                 pid_file.write_text(content)
-            stop = tool("tools.tracking_server", "stop", "--workdir", str(tmp_path))
+            # a port of its own: a developer's server on the default port is not a stranger
+            stop = tool(
+                "tools.tracking_server", "stop", "--workdir", str(tmp_path), "--port", str(port)
+            )
             assert stop.returncode == 0 and "no MLflow server is running" in stop.stdout
             down = tool("tools.team", "down", "--dir", str(paths.root))
             assert down.returncode == 0, down.stderr
