@@ -11,24 +11,29 @@ the machine twice a second, then prints:
 
 The busy time is the whole machine's, so run it with nothing else running. On a shared
 machine the wall time varies 2-3x between runs; the CPU figures by kind are what to
-compare. Writes metrics/bench_suite.json (bench.output).
+compare, and `--baseline REV` measures another commit's suite right before this one (in a
+git worktree beside this checkout, sharing its venv), so the two wall times are a ratio
+taken on one machine in one run. Writes metrics/bench_suite.json (bench.output).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from bench.output import write_bench
+from bench.output import say, write_bench
 from bench.sampling import Poller
 from fakenews.data.params import PROJECT_ROOT
 
@@ -105,12 +110,12 @@ def busy_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(command: list[str]) -> dict[str, Any]:
-    """Run `command` in the project and return its time figures."""
+def measure(command: list[str], cwd: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Run `command` in `cwd` and return its time figures."""
     sampler = CpuSampler()
     sampler.start()
     busy, started = busy_seconds(), time.monotonic()
-    status = subprocess.run(command, cwd=PROJECT_ROOT).returncode
+    status = subprocess.run(command, cwd=cwd).returncode
     wall, busy = time.monotonic() - started, busy_seconds() - busy
     sampler.done.set()
     sampler.join()
@@ -151,6 +156,42 @@ def render(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def baseline_checkout(rev: str) -> Iterator[tuple[Path, str]]:
+    """Commit `rev` checked out beside this project (its ../shared is this one's) with this
+    venv linked in; removed afterwards. Yields the folder and the full commit."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    folder = PROJECT_ROOT.parent / f".suite-baseline-{commit[:10]}"
+    git("worktree", "add", "--detach", str(folder), commit)
+    try:
+        (folder / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+        yield folder, commit
+    finally:
+        git("worktree", "remove", "--force", str(folder))
+
+
+def measure_against(rev: str, command: list[str]) -> dict[str, Any]:
+    """The suite of `rev`, then this checkout's, one after the other; both and their ratio.
+    The baseline runs with `make -o .venv/.installed`, so it never reinstalls the shared venv."""
+    with baseline_checkout(rev) as (folder, commit):
+        say(f"baseline: {shlex.join(command)} at {commit[:10]} in {folder}")
+        base_command = command[:1] + ["-o", ".venv/.installed"] + command[1:]
+        baseline = {"baseline_commit": commit, **measure(base_command, folder)}
+    say(f"this checkout: {shlex.join(command)}")
+    current = measure(command)
+    ratios = {
+        "wall": round(current["wall_minutes"] / baseline["wall_minutes"], 3),
+        "busy_cpu": round(current["busy_cpu_minutes"] / baseline["busy_cpu_minutes"], 3),
+    }
+    return {KEY: current, "baseline": baseline, "over_baseline": ratios}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.suite",
@@ -162,10 +203,27 @@ def main(argv: list[str] | None = None) -> None:
         default="make test",
         help="what to run and measure (default: %(default)s, as .ci/run)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="first run the same command at commit REV (a make target: run with -o "
+        ".venv/.installed) and report this suite's wall and CPU time as ratios of it",
+    )
     parser.add_argument("--out", default=str(PROJECT_ROOT / "metrics" / "bench_suite.json"))
     args = parser.parse_args(argv)
-    figures = measure(shlex.split(args.command))
-    write_bench(args.out, {KEY: figures})
+    command = shlex.split(args.command)
+    if args.baseline:
+        sections = measure_against(args.baseline, command)
+        ratios = sections["over_baseline"]
+        print(render(sections["baseline"]), "\n")
+        print(
+            f"this suite / the baseline's: wall {ratios['wall']:.2f}, busy CPU "
+            f"{ratios['busy_cpu']:.2f}\n"
+        )
+    else:
+        sections = {KEY: measure(command)}
+    write_bench(args.out, sections)
+    figures = sections[KEY]
     print(render(figures))
     if figures["exit_status"] != 0:
         raise SystemExit(figures["exit_status"])
