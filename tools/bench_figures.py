@@ -161,3 +161,24 @@ def team_doors() -> list[str]:
         mb_s, ratio = s3[f"{way}_median_mb_s"], s3[f"{way}_closed_over_open"]
         rows.append(f"| {way} | {mb_s['open']:.0f} | {mb_s['closed']:.0f} | {ratio:.2f} |")
     return rows
+
+
+def ensemble_cost() -> list[str]:
+    """bench.inference: the ensemble's pyfunc scoring time beside each member's."""
+    cost = read_bench("bench_inference.json", "ensemble_cost")
+    rows = [
+        f"Scoring the corpus ({cost['headlines']:,} headlines) through each logged pyfunc, "
+        f"interleaved, best of {cost['rounds']} rounds (`python -m bench.inference`, "
+        f"`metrics/bench_inference.json`, commit `{cost['commit'][:10]}`):",
+        "",
+        "| model | headlines/s | seconds |",
+        "|---|---|---|",
+    ]
+    for name, rate in cost["headlines_per_second"].items():
+        rows.append(f"| {name} | {rate:,.0f} | {cost['seconds'][name]:.2f} |")
+    rows += [
+        "",
+        f"The ensemble costs {cost['ensemble_over_members_together']:.2f}× its members "
+        f"together and {cost['ensemble_over_bert']:.2f}× BERT alone.",
+    ]
+    return rows

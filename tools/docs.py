@@ -222,6 +222,7 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "team-load": bench_figures.team_load,
     "team-doors": bench_figures.team_doors,
     "throughput": bench_figures.throughput,
+    "ensemble-cost": bench_figures.ensemble_cost,
     "params-reference": params_reference,
 }
 
