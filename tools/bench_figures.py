@@ -182,3 +182,21 @@ def ensemble_cost() -> list[str]:
         f"together and {cost['ensemble_over_bert']:.2f}× BERT alone.",
     ]
     return rows
+
+
+def faults() -> list[str]:
+    """bench.faults: the guarantees' attacks in bulk, as counts."""
+    bad = read_bench("bench_faults.json", "bad_inputs")
+    kills = read_bench("bench_faults.json", "kills")
+    promotion = read_bench("bench_faults.json", "promotion")
+    inputs = ", ".join(
+        f"{where} {bad[where]['tried']} tried / {bad[where]['unclean']} unclean"
+        for where in ("ingest", "score", "params")
+    )
+    return [
+        f"At commit `{kills['commit'][:10]}`: bad inputs {inputs} (each refused in one line or "
+        f"accepted whole); {kills['kills_injected']} writers SIGKILLed, "
+        f"{kills['outputs_intact']} outputs old or new; {promotion['races_run']} promotion races, "
+        f"{promotion['invariants_held']} with every invariant; {promotion['promoters_killed']} "
+        f"promoters killed mid-step, {promotion['finished_by_the_next']} finished by the next."
+    ]

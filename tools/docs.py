@@ -223,6 +223,7 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "team-doors": bench_figures.team_doors,
     "throughput": bench_figures.throughput,
     "ensemble-cost": bench_figures.ensemble_cost,
+    "faults": bench_figures.faults,
     "params-reference": params_reference,
 }
 
