@@ -121,3 +121,27 @@ def test_the_fast_cleaner_gives_the_reference_tokens_on_the_whole_corpus(
     fast = [cleaner(t) for t in titles]
     assert fast == [clean_title(t, settings) for t in titles]
     assert fast == [cleaner(t) for t in titles]  # the same again, from its memory
+
+
+def test_noun_lemmas_are_nltks_for_every_wordnet_word_and_corpus_token(params, shared_data):
+    """NounLemmatizer reads two of WordNet's files where NLTK reads them all; its lemma of
+    every word WordNet knows (in any part of speech, as lemma, exception or its target)
+    and of every token of the corpus is WordNetLemmatizer's."""
+    from nltk.corpus import wordnet
+    from nltk.stem import WordNetLemmatizer
+    from nltk.tokenize import word_tokenize
+
+    from fakenews.text import NounLemmatizer, use_nltk_data
+
+    use_nltk_data(params.nltk_data)
+    ours, theirs = NounLemmatizer(), WordNetLemmatizer()
+    words = set(wordnet._lemma_pos_offset_map)  # after theirs loaded all of WordNet
+    for exceptions in wordnet._exception_map.values():
+        for form, lemmas in exceptions.items():
+            words.update([form, *lemmas])
+    assert len(words) > 150_000, "WordNet did not load whole"
+    for title in corpus_titles(shared_data):
+        words.update(word_tokenize(title.lower(), preserve_line=True))
+    words.update(["", "us", "aardwolves", "Churches", "xyzzies"])
+    differ = {w: (ours.lemmatize(w), theirs.lemmatize(w)) for w in words}
+    assert {w: pair for w, pair in differ.items() if pair[0] != pair[1]} == {}
