@@ -200,3 +200,31 @@ def faults() -> list[str]:
         f"{promotion['invariants_held']} with every invariant; {promotion['promoters_killed']} "
         f"promoters killed mid-step, {promotion['finished_by_the_next']} finished by the next."
     ]
+
+
+def suite() -> list[str]:
+    """bench.suite --baseline: this suite beside an earlier commit's, in one run, and where
+    this one's CPU goes."""
+    now = read_bench("bench_suite.json", "suite")
+    base = read_bench("bench_suite.json", "baseline")
+    ratio = read_bench("bench_suite.json", "over_baseline")
+    rows = [
+        "| suite | exit | wall min | busy CPU-min | floor on 2 cores, min |",
+        "|---|---|---|---|---|",
+    ]
+    for name, f in ((f"`{base['baseline_commit'][:10]}` (baseline)", base), ("this commit", now)):
+        rows.append(
+            f"| {name} | {f['exit_status']} | {f['wall_minutes']:.1f} | "
+            f"{f['busy_cpu_minutes']:.1f} | {f['floor_minutes']:.1f} |"
+        )
+    rows += [
+        "",
+        f"This suite / the baseline's, same machine, one run: wall {ratio['wall']:.2f}, "
+        f"CPU {ratio['busy_cpu']:.2f}. Where this suite's CPU goes:",
+        "",
+        "| kind of process | processes | CPU s |",
+        "|---|---|---|",
+    ]
+    for kind, k in list(now["by_kind"].items())[:8]:
+        rows.append(f"| {kind} | {k['processes']} | {k['cpu_seconds']:.0f} |")
+    return rows

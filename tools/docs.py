@@ -224,6 +224,7 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "throughput": bench_figures.throughput,
     "ensemble-cost": bench_figures.ensemble_cost,
     "faults": bench_figures.faults,
+    "suite": bench_figures.suite,
     "params-reference": params_reference,
 }
 
