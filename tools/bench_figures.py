@@ -225,6 +225,7 @@ def suite() -> list[str]:
         "| kind of process | processes | CPU s |",
         "|---|---|---|",
     ]
-    for kind, k in list(now["by_kind"].items())[:8]:
+    by_cpu = sorted(now["by_kind"].items(), key=lambda item: -item[1]["cpu_seconds"])
+    for kind, k in by_cpu[:8]:
         rows.append(f"| {kind} | {k['processes']} | {k['cpu_seconds']:.0f} |")
     return rows
