@@ -242,6 +242,35 @@ def test_cli_scores_odd_titles_with_a_local_model_and_no_server(local_model, tmp
 
 
 @pytest.mark.slow
+def test_a_process_downloads_each_logged_model_once(
+    champion, lstm_model_uri, tiny_trained, tracking_uri
+):
+    """A registered version, its alias and its LoggedModel are one download in a process;
+    when the alias moves to another LoggedModel, that one is downloaded, not the copy."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from fakenews.scoring.models import _downloaded
+
+    name, version = champion
+    first = _downloaded(f"models:/{name}/{version}")
+    assert (first / "MLmodel").is_file()
+    assert _downloaded(f"models:/{name}@champion") == first
+    assert _downloaded(lstm_model_uri) == first
+
+    models_dir = Path(read_params(tiny_trained)["paths"]["models_dir"])
+    tfidf_uri = json.loads((models_dir / "tfidf" / "mlflow_run.json").read_text())["model_uri"]
+    client = MlflowClient(tracking_uri)
+    other = mlflow.register_model(tfidf_uri, name)
+    client.set_registered_model_alias(name, "champion", other.version)
+    try:
+        moved = _downloaded(f"models:/{name}@champion")
+    finally:
+        client.set_registered_model_alias(name, "champion", version)
+    assert moved != first
+    assert f"model_id: {tfidf_uri.removeprefix('models:/')}" in (moved / "MLmodel").read_text()
+
+
 def test_default_model_is_the_registry_champion(champion, tiny_trained, tracking_server, tmp_path):
     """No --model: models:/<evaluate.registered_model>@champion, here from a TSV with
     another column name."""

@@ -14,6 +14,7 @@ from fakenews.errors import PipelineError
 
 SERVER_SCHEMES = ("models", "runs", "mlflow-artifacts")  # resolved through the tracking server
 REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/\d+)$")
+LOGGED_MODEL = re.compile(r"models:/m-[0-9a-f]+")
 
 
 def default_model_uri(params_path: Path | str = DEFAULT_PARAMS) -> str:
@@ -116,9 +117,52 @@ def require_checkout_code(model_dir: Path, uri: str) -> None:
         )
 
 
+# LoggedModels this process has downloaded, by (tracking URI, model id). A LoggedModel's
+# files do not change once logged, so a process that loads one again (a promoter comparing
+# with the same champion round after round, a test module) reads its copy: a load fetches
+# each of the model's files in a request of its own, some 90 for the LSTM.
+_DOWNLOADS: dict[tuple[str, str], Path] = {}
+
+
 def _downloaded(uri: str) -> Path:
-    """The model's files in a temporary folder that lives as long as this process: a
-    loaded model reads some of them (the LSTM's NLTK data) after loading."""
+    """The model's files in a temporary folder that lives as long as this process (a
+    loaded model reads some of them, the LSTM's NLTK data, after loading). A registry URI
+    is resolved to its LoggedModel first, so an alias that moves meanwhile cannot mix two
+    versions, and a LoggedModel is downloaded once per process."""
+    import mlflow
+
+    model_id = _logged_model_id(uri)
+    if model_id is None:
+        return _download(uri)
+    key = (mlflow.get_tracking_uri(), model_id)
+    if key not in _DOWNLOADS or not _DOWNLOADS[key].is_dir():
+        _DOWNLOADS[key] = _download(f"models:/{model_id}")
+    return _DOWNLOADS[key]
+
+
+def _logged_model_id(uri: str) -> str | None:
+    """The LoggedModel `uri` names (models:/m-..., or a registered version or alias that
+    points at one); None for other URIs."""
+    if LOGGED_MODEL.fullmatch(uri):
+        return uri.removeprefix("models:/")
+    match = REGISTERED.match(uri)
+    if not match:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    if match["alias"]:
+        version = client.get_model_version_by_alias(match["name"], match["alias"])
+    else:
+        version = client.get_model_version(match["name"], uri.rsplit("/", 1)[1])
+    # The server may leave model_id empty; the version's source then names the LoggedModel.
+    source = version.source or ""
+    return version.model_id or (
+        source.removeprefix("models:/") if LOGGED_MODEL.fullmatch(source) else None
+    )
+
+
+def _download(uri: str) -> Path:
     import atexit
     import shutil
     import tempfile
