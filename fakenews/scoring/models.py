@@ -131,7 +131,7 @@ def _downloaded(uri: str) -> Path:
     versions, and a LoggedModel is downloaded once per process."""
     import mlflow
 
-    model_id = _logged_model_id(uri)
+    model_id = _resolved_model_id(uri)
     if model_id is None:
         return _download(uri)
     key = (mlflow.get_tracking_uri(), model_id)
@@ -140,14 +140,17 @@ def _downloaded(uri: str) -> Path:
     return _DOWNLOADS[key]
 
 
-def _logged_model_id(uri: str) -> str | None:
-    """The LoggedModel `uri` names (models:/m-..., or a registered version or alias that
-    points at one); None for other URIs."""
-    if LOGGED_MODEL.fullmatch(uri):
-        return uri.removeprefix("models:/")
+def logged_model_id(uri: str) -> str | None:
+    """The LoggedModel a `models:/m-...` URI names; None for any other URI."""
+    return uri.removeprefix("models:/") if LOGGED_MODEL.fullmatch(uri) else None
+
+
+def _resolved_model_id(uri: str) -> str | None:
+    """The LoggedModel `uri` names, directly or as a registered version or alias that
+    points at one (asked of the registry); None for other URIs."""
     match = REGISTERED.match(uri)
     if not match:
-        return None
+        return logged_model_id(uri)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
@@ -156,10 +159,7 @@ def _logged_model_id(uri: str) -> str | None:
     else:
         version = client.get_model_version(match["name"], uri.rsplit("/", 1)[1])
     # The server may leave model_id empty; the version's source then names the LoggedModel.
-    source = version.source or ""
-    return version.model_id or (
-        source.removeprefix("models:/") if LOGGED_MODEL.fullmatch(source) else None
-    )
+    return version.model_id or logged_model_id(version.source or "")
 
 
 def _download(uri: str) -> Path:

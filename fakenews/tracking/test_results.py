@@ -41,6 +41,7 @@ from fakenews.data.io import read_json
 from fakenews.data.schema import OUTPUT
 from fakenews.data.sections import EvaluateParams
 from fakenews.errors import PipelineError
+from fakenews.scoring.models import logged_model_id
 from fakenews.tracking import tags as tag
 
 STAGE = "evaluate"
@@ -88,12 +89,6 @@ def logged_model_predictions(
         records[name] = {**record, "scored": scored_by(model, titles)}
         predictions[name] = (records[name]["scored"].probabilities, float(record["threshold"]))
     return predictions, records
-
-
-def logged_model_id(model_uri: str) -> str | None:
-    """The LoggedModel a training stage's model URI names (`models:/m-...`), if any."""
-    model_id = model_uri.removeprefix("models:/")
-    return model_id if model_id != model_uri and model_id.startswith("m-") else None
 
 
 class ScoresAtThreshold:
