@@ -36,6 +36,7 @@ import psutil
 from bench.output import say, write_bench
 from bench.sampling import Poller
 from fakenews.data.params import PROJECT_ROOT
+from fakenews.errors import PipelineError, cli_errors
 
 KEY = "suite"  # this benchmark's section of metrics/bench_suite.json
 KINDS = (  # (pattern in the command line, kind); the first match wins
@@ -166,7 +167,10 @@ def baseline_checkout(rev: str) -> Iterator[tuple[Path, str]]:
             ["git", *args], cwd=PROJECT_ROOT, check=True, capture_output=True, text=True
         ).stdout.strip()
 
-    commit = git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    try:
+        commit = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise PipelineError(f"--baseline {rev}: not a commit of {PROJECT_ROOT}") from None
     folder = PROJECT_ROOT.parent / f".suite-baseline-{commit[:10]}"
     git("worktree", "add", "--detach", str(folder), commit)
     try:
@@ -192,6 +196,7 @@ def measure_against(rev: str, command: list[str]) -> dict[str, Any]:
     return {KEY: current, "baseline": baseline, "over_baseline": ratios}
 
 
+@cli_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.suite",
